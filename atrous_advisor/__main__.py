@@ -1,0 +1,3 @@
+from atrous_advisor.cli import main
+
+main()

@@ -1,0 +1,84 @@
+"""Thin typer layer: parse, call one library function, render, exit code.
+
+Commands live in ``atrous_advisor.commands.<name>``; each module has ``register(app)``. Command modules must
+not import torch at module level: ``rate``, ``ppm`` and ``lint`` run in hook environments without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Optional, Sequence
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from atrous_advisor.errors import AdvisorError
+
+COMMAND_MODULES = ("rate", "ppm")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+class AdvisorGroup(TyperGroup):
+    """Maps every failure to one line on stderr and an exit code: 2 for bad input, never a traceback."""
+
+    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None, **extra: Any) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        # --debug is accepted anywhere on the line, not only before the command name.
+        debug = "--debug" in argv
+        if debug:
+            argv = ["--debug"] + [a for a in argv if a != "--debug"]
+        prog = prog_name or "atrous-advisor"
+        try:
+            result = super().main(args=argv, prog_name=prog, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:  # usage errors: bad option, missing argument
+            if debug:
+                raise
+            click.echo(f"{prog}: error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(2)
+        except AdvisorError as exc:
+            if debug:
+                raise
+            click.echo(f"{prog}: error: {_one_line(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except (click.exceptions.Abort, KeyboardInterrupt):
+            click.echo(f"{prog}: interrupted", err=True)
+            sys.exit(130)
+        # A command returns its exit code (0 fine, 1 findings); help and no-op paths return None.
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+app = typer.Typer(
+    cls=AdvisorGroup,
+    name="atrous-advisor",
+    help="Resolution-aware atrous rates and pooling scales for DeepLab- and PSPNet-style segmentation heads.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+) -> None:
+    """Resolution-aware atrous rates and pooling scales for DeepLab- and PSPNet-style segmentation heads."""
+
+
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"atrous_advisor.commands.{_name}").register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Result models (pydantic) and their renderers."""
