@@ -72,7 +72,7 @@ def _rate_snippets(suggested: list[tuple[int, int]], single: Optional[list[int]]
     joined = ", ".join(str(r) for r in ints)
     snippets = {
         "mmsegmentation": f"decode_head=dict(dilations=(1, {joined}))",
-        "torchvision": f"DeepLabHead(in_channels, num_classes) with ASPP(in_channels, atrous_rates=({joined}))",
+        "torchvision": f"DeepLabHead(in_channels, num_classes, atrous_rates=({joined}))",
         "segmentation_models_pytorch": f"decoder_atrous_rates=({joined})",
         "detectron2": f"MODEL.SEM_SEG_HEAD.ASPP_DILATIONS: [{joined}]",
     }
@@ -164,7 +164,9 @@ def _rate_verdict(reference: RateEvaluation, suggested: RateEvaluation, crop, op
         f"({fmt_pair(tuple(round(100 * r) for r in reference.fov_ratio))}%)"
     ]
     if degenerate:
-        problems.append(f"branch {', '.join(degenerate)} degenerates to a 1×1 conv")
+        noun = "branch" if len(degenerate) == 1 else "branches"
+        verb = "degenerates" if len(degenerate) == 1 else "degenerate"
+        problems.append(f"{noun} {', '.join(degenerate)} {verb} to a 1×1 conv")
     elif worst.padding_fraction >= 0.5:
         problems.append(f"rate {fmt_pair(worst.rate)} reads {worst.padding_fraction:.0%} padding")
     return (

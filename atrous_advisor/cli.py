@@ -10,7 +10,6 @@ import importlib
 import sys
 from typing import Any, Optional, Sequence
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -35,20 +34,23 @@ class AdvisorGroup(TyperGroup):
         prog = prog_name or "atrous-advisor"
         try:
             result = super().main(args=argv, prog_name=prog, standalone_mode=False, **extra)
-        except click.exceptions.Exit as exc:
+        except typer.Exit as exc:
             sys.exit(exc.exit_code)
-        except click.ClickException as exc:  # usage errors: bad option, missing argument
+        except typer.TyperException as exc:  # usage errors: bad option, missing argument
             if debug:
                 raise
-            click.echo(f"{prog}: error: {_one_line(exc.format_message())}", err=True)
+            message = _one_line(exc.format_message())
+            if not message:  # no arguments at all: the help was shown, nothing went wrong
+                sys.exit(0)
+            typer.echo(f"{prog}: error: {message}", err=True)
             sys.exit(2)
         except AdvisorError as exc:
             if debug:
                 raise
-            click.echo(f"{prog}: error: {_one_line(str(exc))}", err=True)
+            typer.echo(f"{prog}: error: {_one_line(str(exc))}", err=True)
             sys.exit(exc.exit_code)
-        except (click.exceptions.Abort, KeyboardInterrupt):
-            click.echo(f"{prog}: interrupted", err=True)
+        except (typer.Abort, KeyboardInterrupt):
+            typer.echo(f"{prog}: interrupted", err=True)
             sys.exit(130)
         # A command returns its exit code (0 fine, 1 findings); help and no-op paths return None.
         sys.exit(result if isinstance(result, int) else 0)
@@ -72,11 +74,23 @@ def _root(
     """Resolution-aware atrous rates and pooling scales for DeepLab- and PSPNet-style segmentation heads."""
 
 
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"atrous_advisor.commands.{_name}").register(app)
+_registered: set[str] = set()
+
+
+def load_commands(names: Optional[Sequence[str]] = None) -> typer.Typer:
+    """Register the named command modules (all by default) on ``app``; each is imported once."""
+    for name in COMMAND_MODULES if names is None else names:
+        if name not in _registered:
+            importlib.import_module(f"atrous_advisor.commands.{name}").register(app)
+            _registered.add(name)
+    return app
 
 
 def main() -> None:
+    # Import only the command being run: `rate` in a hook should not pay for lint's or inspect's imports.
+    # Root options (--debug, --help) take no value, so the first bare word is the command name.
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    load_commands([command] if command in COMMAND_MODULES else None)
     app()
 
 

@@ -40,12 +40,12 @@ def parse_crop(text: Union[str, int, tuple[int, int]]) -> tuple[int, int]:
         text = f"{text[0]}x{text[1]}"
     raw = str(text).strip()
     parts = _CROP_SPLIT.split(raw)
+    if len(parts) > 2 or not all(parts):
+        raise InputError(f"crop {raw!r}: expected 512, 512x1024 (H×W) or 512,1024")
     if len(parts) == 1:
         side = _positive_int(parts[0], "crop", raw)
         return (side, side)
-    if len(parts) == 2:
-        return (_positive_int(parts[0], "crop", raw), _positive_int(parts[1], "crop", raw))
-    raise InputError(f"crop {raw!r}: expected 512, 512x1024 (H×W) or 512,1024")
+    return (_positive_int(parts[0], "crop", raw), _positive_int(parts[1], "crop", raw))
 
 
 def parse_int_list(text: str, what: str) -> tuple[int, ...]:

@@ -11,7 +11,8 @@ FloatPair = tuple[float, float]
 
 
 class Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a command only pays for building the schemas of the results it actually produces.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class BranchEvaluation(Result):

@@ -1,0 +1,96 @@
+"""Rich renderers for the analytic reports. Plain functions from a result model to console output."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from atrous_advisor.advice import fmt_pair, fmt_rates
+from atrous_advisor.report.models import PPMReport, RateReport
+
+
+def _pct(ratio_pair) -> str:
+    return fmt_pair(tuple(round(100 * r) for r in ratio_pair), "%")
+
+
+def _verdict(console: Console, ok: bool, text: str) -> None:
+    console.print(Text(text, style="bold green" if ok else "bold yellow"))
+
+
+def _snippets(console: Console, snippets: dict[str, str]) -> None:
+    console.print("\n[bold]Paste into your framework[/bold]")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column()
+    for framework, snippet in snippets.items():
+        grid.add_row(framework, Text(snippet))
+    console.print(grid)
+
+
+def render_rate(report: RateReport, console: Console) -> None:
+    r_star = fmt_pair(tuple(round(r, 2) for r in report.optimal_base_rate))
+    console.print(
+        f"[bold]crop[/bold] {fmt_pair(report.crop)} px · [bold]output stride[/bold] {report.output_stride} · "
+        f"[bold]feature map[/bold] {fmt_pair(report.feature_map)}"
+    )
+    console.print(
+        f"[bold]optimal base rate[/bold] r* = (L − {report.margin}) / (2·{report.branches}·{report.output_stride})"
+        f" = {r_star} → rates {fmt_rates(report.suggested_rates)}"
+    )
+    table = Table(show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("rate set")
+    table.add_column("rate", justify="right")
+    table.add_column("extent", justify="right")
+    table.add_column("of F", justify="right")
+    table.add_column("padding", justify="right")
+    table.add_column("1×1?", justify="center")
+    for ev in report.evaluations:
+        # The set's name, rates and FOV stack down the first column beside its branch rows.
+        label = [f"[bold]{ev.name}[/bold] {fmt_rates(ev.rates)}", f"FOV {fmt_pair(ev.fov)} px", f"= {_pct(ev.fov_ratio)} of crop"]
+        rows = max(len(ev.branches), len(label))
+        for i in range(rows):
+            b = ev.branches[i] if i < len(ev.branches) else None
+            cells = (
+                [fmt_pair(b.rate), fmt_pair(b.kernel_extent), _pct(b.coverage), f"{b.padding_fraction:.0%}",
+                 "[red]yes[/red]" if b.degenerate else "no"]
+                if b else [""] * 5
+            )
+            style = "" if b is None else ("red" if b.degenerate else ("yellow" if b.padding_fraction > 0.5 else ""))
+            table.add_row(label[i] if i < len(label) else "", *cells, style=style, end_section=i == rows - 1)
+    console.print(table)
+    if report.single_int_rates is not None:
+        console.print(
+            f"Non-square crop: per-axis rates {fmt_rates(report.suggested_rates)}; "
+            f"one int per branch: ({', '.join(map(str, report.single_int_rates))})."
+        )
+    _verdict(console, report.ok, report.verdict)
+    _snippets(console, report.snippets)
+
+
+def render_ppm(report: PPMReport, console: Console) -> None:
+    console.print(
+        f"[bold]crop[/bold] {fmt_pair(report.crop)} px · [bold]output stride[/bold] {report.output_stride} · "
+        f"[bold]feature map[/bold] {fmt_pair(report.feature_map)} · [bold]min cell[/bold] {report.min_cell} px"
+    )
+    table = Table(show_header=True, header_style="bold", pad_edge=False)
+    table.add_column("scale", justify="right")
+    table.add_column("cell (features)", justify="right")
+    table.add_column("cell (px)", justify="right")
+    table.add_column("status")
+    for c in report.cells:
+        status = []
+        if c.below_min_cell:
+            status.append(f"below {report.min_cell} px")
+        if c.redundant:
+            status.append("scale > F: bins repeat")
+        table.add_row(
+            f"{c.scale}×{c.scale}",
+            fmt_pair(tuple(round(f, 1) for f in c.cell_features)),
+            fmt_pair(tuple(round(p) for p in c.cell_pixels)),
+            ", ".join(status) or "ok",
+            style="yellow" if status else "",
+        )
+    console.print(table)
+    _verdict(console, report.ok, report.verdict)
+    _snippets(console, report.snippets)
