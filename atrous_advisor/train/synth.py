@@ -1,0 +1,201 @@
+"""A synthetic segmentation dataset in which the field of view decides the score.
+
+Every object is the same grey square; what class it belongs to is given only by the colour of a small cue
+square placed at a distance from it (a quarter to two fifths of the image side, in a random direction). The
+cue itself is background. A network whose head cannot see that far can find the objects but must guess their
+class, so mIoU rises with the head's field of view until the field covers the cue distance — the effect of
+the atrous rate, without a real dataset.
+
+Written in the ``DATA/{train,val}/{images,masks}`` layout that ``validate`` reads: RGB PNG images and
+single-channel PNG masks of class indices (0 = background, 1..C−1 = object classes), plus ``synth.json``
+describing how it was made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from atrous_advisor.errors import InputError
+
+MANIFEST = "synth.json"
+GENERATOR = "atrous-advisor synth"
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    size: int = 64
+    train: int = 16
+    val: int = 8
+    classes: int = 5
+    seed: int = 0
+
+    @property
+    def object_side(self) -> int:
+        return max(4, self.size // 8)
+
+    @property
+    def cue_side(self) -> int:
+        return max(2, self.size // 16)
+
+    @property
+    def cue_distance(self) -> tuple[float, float]:
+        """Centre-to-centre distance (px) between an object and its cue."""
+        return (0.25 * self.size, 0.4 * self.size)
+
+    @property
+    def objects_per_image(self) -> tuple[int, int]:
+        return (1, max(2, min(6, self.size // 32)))
+
+    def check(self) -> None:
+        if self.size < 32:
+            raise InputError(f"--size {self.size}: must be at least 32 px (objects are size/8, cues size/16)")
+        if self.classes < 2:
+            raise InputError(f"--classes {self.classes}: need at least 2 (background and one object class)")
+        if self.classes > len(PALETTE) + 1:
+            raise InputError(f"--classes {self.classes}: at most {len(PALETTE) + 1} (one cue colour per object class)")
+        if self.train < 1 or self.val < 1:
+            raise InputError(f"--train {self.train} / --val {self.val}: each split needs at least one image")
+
+
+# Saturated, mutually distant cue colours; object class k (1-based) has cue PALETTE[k - 1].
+PALETTE = [
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (255, 225, 25), (145, 30, 180), (70, 240, 240),
+    (240, 50, 230), (245, 130, 48), (0, 0, 128), (128, 0, 0), (170, 255, 195), (128, 128, 0),
+]
+OBJECT_GREY = 200
+
+
+@dataclass
+class _Placed:
+    centre: tuple[float, float]
+    cue_centre: tuple[float, float]
+    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)  # (top, left, bottom, right), exclusive
+
+
+def _box(centre: tuple[float, float], side: int) -> tuple[int, int, int, int]:
+    top, left = int(round(centre[0] - side / 2)), int(round(centre[1] - side / 2))
+    return (top, left, top + side, left + side)
+
+
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int], gap: int) -> bool:
+    return not (a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1])
+
+
+def _inside(box: tuple[int, int, int, int], size: int) -> bool:
+    return box[0] >= 0 and box[1] >= 0 and box[2] <= size and box[3] <= size
+
+
+def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return math.hypot(a[0] - b[0], a[1] - b[1])
+
+
+def _try_place(spec: SynthSpec, rng: np.random.Generator, placed: list[_Placed]) -> _Placed | None:
+    """One object with its cue, inside the image, clear of everything placed, and nearer its own cue than any other."""
+    half = spec.object_side / 2
+    centre = (rng.uniform(half, spec.size - half), rng.uniform(half, spec.size - half))
+    distance = rng.uniform(*spec.cue_distance)
+    angle = rng.uniform(0, 2 * math.pi)
+    cue = (centre[0] + distance * math.sin(angle), centre[1] + distance * math.cos(angle))
+    candidate = _Placed(centre, cue, [_box(centre, spec.object_side), _box(cue, spec.cue_side)])
+    if not all(_inside(b, spec.size) for b in candidate.boxes):
+        return None
+    gap = spec.cue_side
+    for other in placed:
+        if any(_overlaps(a, b, gap) for a in candidate.boxes for b in other.boxes):
+            return None
+        # Unambiguous: each object's own cue is strictly its nearest one.
+        if _distance(centre, other.cue_centre) <= distance or _distance(other.centre, cue) <= _distance(other.centre, other.cue_centre):
+            return None
+    return candidate
+
+
+def render(spec: SynthSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One (image HWC uint8, mask HW uint8) pair."""
+    size = spec.size
+    image = rng.integers(70, 140, size=(size, size, 3), dtype=np.int64)  # textured background
+    mask = np.zeros((size, size), dtype=np.uint8)
+    low, high = spec.objects_per_image
+    wanted = int(rng.integers(low, high + 1))
+    placed: list[_Placed] = []
+    for _ in range(wanted):
+        for _attempt in range(200):
+            candidate = _try_place(spec, rng, placed)
+            if candidate is not None:
+                placed.append(candidate)
+                break
+    for item in placed:
+        label = int(rng.integers(1, spec.classes))
+        (ot, ol, ob, orr), (ct, cl, cb, cr) = item.boxes
+        image[ot:ob, ol:orr] = OBJECT_GREY + rng.integers(-12, 13, size=(ob - ot, orr - ol, 1))
+        mask[ot:ob, ol:orr] = label
+        image[ct:cb, cl:cr] = PALETTE[label - 1]
+    return image.clip(0, 255).astype(np.uint8), mask
+
+
+def _is_empty(root: Path) -> bool:
+    return not root.exists() or (root.is_dir() and not any(root.iterdir()))
+
+
+def _remove_previous(root: Path) -> None:
+    """With --force, remove the files an earlier ``synth`` run listed in its manifest (and only those)."""
+    manifest = root / MANIFEST
+    if not manifest.is_file():
+        return
+    try:
+        previous = json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if previous.get("generator") != GENERATOR:
+        return
+    for relative in previous.get("files", []):
+        path = (root / relative).resolve()
+        if root.resolve() in path.parents and path.is_file():
+            path.unlink()
+
+
+def write_dataset(root: Path, spec: SynthSpec, force: bool = False) -> dict:
+    """Write the dataset under ``root`` and return its manifest.
+
+    A non-empty ``root`` is refused unless ``force``; with ``force`` the files of an earlier synth run are
+    replaced and anything else in the folder is left alone.
+    """
+    spec.check()
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise InputError(f"{root} exists and is not a folder")
+    if not _is_empty(root):
+        if not force:
+            raise InputError(f"{root} exists and is not empty: choose a new folder or pass --force to write into it")
+        _remove_previous(root)
+    files: list[str] = []
+    counts = {"train": spec.train, "val": spec.val}
+    digits = max(4, len(str(max(counts.values()) - 1)))
+    for split_id, split in enumerate(SPLITS):
+        images_dir, masks_dir = root / split / "images", root / split / "masks"
+        images_dir.mkdir(parents=True, exist_ok=True)
+        masks_dir.mkdir(parents=True, exist_ok=True)
+        rng = np.random.default_rng([spec.seed, split_id])  # splits are independent streams of one seed
+        for index in range(counts[split]):
+            image, mask = render(spec, rng)
+            stem = f"{index:0{digits}d}"
+            Image.fromarray(image, "RGB").save(images_dir / f"{stem}.png")
+            Image.fromarray(mask, "L").save(masks_dir / f"{stem}.png")
+            files += [f"{split}/images/{stem}.png", f"{split}/masks/{stem}.png"]
+    manifest = {
+        "generator": GENERATOR,
+        **asdict(spec),
+        "object_side": spec.object_side,
+        "cue_side": spec.cue_side,
+        "cue_distance": list(spec.cue_distance),
+        "palette": [list(c) for c in PALETTE[: spec.classes - 1]],
+        "files": files,
+    }
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest

@@ -1,0 +1,87 @@
+"""The synthetic dataset: layout, determinism, labels given by a distant cue, refusal to overwrite."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from atrous_advisor.errors import InputError
+from atrous_advisor.train.synth import MANIFEST, PALETTE, SynthSpec, write_dataset
+
+
+def test_layout_and_manifest(tmp_path):
+    spec = SynthSpec(size=64, train=4, val=2, classes=5, seed=3)
+    manifest = write_dataset(tmp_path / "data", spec)
+    root = tmp_path / "data"
+    for split, count in (("train", 4), ("val", 2)):
+        images = sorted(p.name for p in (root / split / "images").iterdir())
+        masks = sorted(p.name for p in (root / split / "masks").iterdir())
+        assert images == masks and len(images) == count
+    image = Image.open(root / "train/images/0000.png")
+    mask = Image.open(root / "train/masks/0000.png")
+    assert image.mode == "RGB" and image.size == (64, 64)
+    assert mask.mode == "L" and mask.size == (64, 64)
+    assert json.loads((root / MANIFEST).read_text()) == manifest
+    assert len(manifest["files"]) == 12
+
+
+def test_same_seed_same_files_other_seed_other_files(tmp_path):
+    write_dataset(tmp_path / "a", SynthSpec(seed=7, train=3, val=1))
+    write_dataset(tmp_path / "b", SynthSpec(seed=7, train=3, val=1))
+    write_dataset(tmp_path / "c", SynthSpec(seed=8, train=3, val=1))
+    read = lambda root: np.asarray(Image.open(root / "train/images/0002.png"))  # noqa: E731
+    assert np.array_equal(read(tmp_path / "a"), read(tmp_path / "b"))
+    assert not np.array_equal(read(tmp_path / "a"), read(tmp_path / "c"))
+
+
+def test_each_object_is_labelled_by_the_colour_of_its_nearest_cue(tmp_path):
+    """The class is not in the object's pixels (all objects are the same grey) but in a cue far away."""
+    spec = SynthSpec(size=64, train=12, val=1, classes=5, seed=0)
+    write_dataset(tmp_path, spec)
+    low, high = spec.cue_distance
+    checked = 0
+    for stem in range(spec.train):
+        image = np.asarray(Image.open(tmp_path / f"train/images/{stem:04d}.png")).astype(int)
+        mask = np.asarray(Image.open(tmp_path / f"train/masks/{stem:04d}.png"))
+        cues = []  # (centre, class) for every palette-coloured pixel block
+        for label, colour in enumerate(PALETTE[: spec.classes - 1], start=1):
+            ys, xs = np.nonzero((image == colour).all(axis=-1))
+            if ys.size:
+                cues.append(((ys.mean(), xs.mean()), label, ys.size))
+        objects = {}
+        for label in range(1, spec.classes):
+            ys, xs = np.nonzero(mask == label)
+            if ys.size:
+                objects[label] = (ys.mean(), xs.mean())
+        for label, centre in objects.items():
+            if sum(1 for c in cues if c[1] == label) != 1:
+                continue  # two objects of one class: centres above would mix them
+            distances = [np.hypot(centre[0] - c[0][0], centre[1] - c[0][1]) for c in cues]
+            nearest = cues[int(np.argmin(distances))]
+            assert nearest[1] == label
+            assert low - 2 <= min(distances) <= high + 2
+            checked += 1
+        assert set(np.unique(mask)) <= set(range(spec.classes))
+    assert checked >= spec.train  # at least one object per image on average was checked
+
+
+def test_refuses_non_empty_folder_unless_forced_and_keeps_user_files(tmp_path):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty.*--force"):
+        write_dataset(root, SynthSpec(train=2, val=1))
+    write_dataset(root, SynthSpec(train=3, val=1), force=True)
+    write_dataset(root, SynthSpec(train=2, val=1), force=True)  # an earlier synth run's extra files go
+    assert (root / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in (root / "train/images").iterdir()) == ["0000.png", "0001.png"]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [(SynthSpec(size=16), "--size 16"), (SynthSpec(classes=1), "--classes 1"), (SynthSpec(train=0), "--train 0")],
+)
+def test_bad_spec(tmp_path, spec, message):
+    with pytest.raises(InputError, match=message):
+        write_dataset(tmp_path / "d", spec)
