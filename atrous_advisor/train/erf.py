@@ -40,7 +40,10 @@ IntPair = tuple[int, int]
 FloatPair = tuple[float, float]
 
 DEFAULT_PEAK_HEIGHT = 0.02
-"""A blob counts as a star tap when its peak reaches this fraction of the profile's maximum."""
+"""A blob counts as a star tap when its peak reaches this fraction of the profile's maximum…"""
+
+DEFAULT_PEAK_PROMINENCE = 0.1
+"""…and stands out from its surroundings by this fraction of its own height."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -153,13 +156,11 @@ def resolve_device(requested: str = "auto") -> str:
 def centre_pixel(output_size: IntPair, input_size: IntPair) -> tuple[IntPair, FloatPair]:
     """The centre output pixel (index ``size // 2``) and its centre in input pixel coordinates.
 
-    An output at the input's resolution maps index to index; a coarser output of stride ``L / size`` maps
-    index i to ``(i + 0.5)·L/size − 0.5`` (the convention of bilinear resizing without corner alignment).
+    An output at the input's resolution maps index to index; a coarser output of stride s = L / size maps
+    index i to i·s, where the features of a conv backbone with 'same' padding ((k_eff − 1)/2) are centred.
     """
     index = (output_size[0] // 2, output_size[1] // 2)
-    position = tuple(
-        float(i) if o == L else (i + 0.5) * L / o - 0.5 for i, o, L in zip(index, output_size, input_size)
-    )
+    position = tuple(float(i * L / o) for i, o, L in zip(index, output_size, input_size))
     return index, position  # type: ignore[return-value]
 
 
@@ -347,18 +348,19 @@ def _refine(profile: np.ndarray, index: int) -> float:
     return float(index)
 
 
-def _profile_peaks(profile: np.ndarray, min_distance: int, rel_height: float) -> AxisPeaks:
+def _profile_peaks(profile: np.ndarray, min_distance: int, rel_height: float, rel_prominence: float) -> AxisPeaks:
     from scipy.signal import find_peaks
 
     top = float(profile.max()) if profile.size else 0.0
     if top <= 0:
         return AxisPeaks((), ())
-    # A plateau (e.g. the uniform floor of an image-pooling branch) is not a blob: require prominence too.
-    peaks, _ = find_peaks(
-        profile, height=rel_height * top, prominence=rel_height * top, distance=max(1, min_distance)
-    )
+    peaks, props = find_peaks(profile, height=rel_height * top, prominence=0.0, distance=max(1, min_distance))
+    # A blob stands out from what surrounds it; a shoulder of a brighter blob, a ripple on a plateau (e.g. the
+    # uniform floor of an image-pooling branch) or noise on a broad field does not.
+    keep = props["prominences"] >= rel_prominence * props["peak_heights"]
+    peaks = peaks[keep]
     return AxisPeaks(
-        positions=tuple(_refine(profile, int(i)) for i in peaks),
+        positions=tuple(float(_refine(profile, int(i))) for i in peaks),
         heights=tuple(float(profile[i]) for i in peaks),
     )
 
@@ -368,14 +370,16 @@ def measure_star(
     centre: Sequence[float],
     stride: Sequence[int] = (1, 1),
     rel_height: float = DEFAULT_PEAK_HEIGHT,
+    rel_prominence: float = DEFAULT_PEAK_PROMINENCE,
 ) -> StarMeasurement:
     """Find the star's blobs as local maxima of the central row and column of the ERF.
 
     The map is first smoothed with a Gaussian of σ = s/2 px (one blob per feature position: with a bilinear
     upsampling head a tap shows as two overlapping copies s px apart). A profile takes, at every position
     along the axis, the maximum over a band of ±s px around the centre line, so a blob whose centre is a few
-    pixels off the centre line is still seen at full height. Maxima must be at least s px apart and reach
-    ``rel_height`` of the profile's maximum, in height and in prominence.
+    pixels off the centre line is still seen at full height. Maxima must be at least s px apart, reach
+    ``rel_height`` of the profile's maximum, and rise above their surroundings by ``rel_prominence`` of their
+    own height (scipy's prominence).
     """
     from scipy.ndimage import gaussian_filter
 
@@ -390,8 +394,8 @@ def measure_star(
     row_profile = smooth[max(0, cy - sh) : cy + sh + 1, :].max(axis=0)  # along x
     col_profile = smooth[:, max(0, cx - sw) : cx + sw + 1].max(axis=1)  # along y
     return StarMeasurement(
-        rows=_profile_peaks(col_profile, sh, rel_height),
-        cols=_profile_peaks(row_profile, sw, rel_height),
+        rows=_profile_peaks(col_profile, sh, rel_height, rel_prominence),
+        cols=_profile_peaks(row_profile, sw, rel_height, rel_prominence),
         band=(sh, sw),
         smoothing=sigma[0] if sigma[0] == sigma[1] else float(min(sigma)),
     )
@@ -642,11 +646,18 @@ def _find_aspp(model, crop: IntPair, warnings: list[str]):
     return heads[-1]
 
 
-def _open_dataset(data: Path):
-    """The validation split (else train) of a dataset folder in a layout ``validate`` understands."""
-    from atrous_advisor.train import data as datasets  # the validate command's data loading
+def _open_dataset(data: Path, crop: IntPair):
+    """The whole images of the val split (else train) of a dataset folder in a layout ``validate`` reads."""
+    from atrous_advisor.train.data import SegmentationDataset, discover  # shared with ``validate``
 
-    return datasets.open_erf_dataset(Path(data))
+    try:
+        files = discover(Path(data), "val")
+    except DataError as val_error:
+        try:
+            files = discover(Path(data), "train")
+        except DataError:
+            raise val_error from None
+    return SegmentationDataset(files.samples, crop, train=False)
 
 
 def _measurement(
@@ -674,19 +685,30 @@ def _measurement(
         name=name,
         rates=list(star.rates) if star is not None else None,
         predicted_span=predicted,
-        measured_span=measured.span,
-        span_ratio=ratio,
-        blobs=Blobs(rows=list(measured.rows.positions), cols=list(measured.cols.positions)),
+        measured_span=_rounded(measured.span, 2),
+        span_ratio=_rounded(ratio, 4),
+        blobs=Blobs(rows=_rounded(measured.rows.positions, 2), cols=_rounded(measured.cols.positions, 2)),
         measured_extent=extent.size if extent else None,
         extent_box=extent.box if extent else None,
         extent_threshold=extent_threshold,
         taps_outside_crop=outside,
-        gaussian=Gaussian(centre=fit.centre, centre_shift=fit.centre_shift, sigma=fit.sigma, method=fit.method)
+        gaussian=Gaussian(centre=_rounded(fit.centre, 2), centre_shift=_rounded(fit.centre_shift, 2),
+                          sigma=_rounded(fit.sigma, 2), method=fit.method)
         if fit
         else None,
         npy=str(npy),
     )
     return result, measured
+
+
+def _as_list(notes) -> list[str]:
+    if not notes:
+        return []
+    return [notes] if isinstance(notes, str) else [str(n) for n in notes]
+
+
+def _rounded(values, digits: int) -> list:
+    return [None if v is None else round(float(v), digits) for v in values]
 
 
 def _fmt_span(span) -> str:
@@ -728,11 +750,9 @@ def run_erf(
     """Measure the ERF of ``model_spec`` at ``crop``, write the PNG and ``.npy`` map(s), return an ErfReport."""
     import copy
 
-    import torch
-
-    from atrous_advisor.graph.loading import load_model
     from atrous_advisor.report.erf_models import AsppSite, ErfReport
 
+    # Everything the user typed is checked before torch is imported or a model is built.
     if data is not None and noise:
         raise InputError("--data and --noise exclude each other: measure on a dataset or on noise, not both")
     if not 0.0 <= extent_threshold < 1.0:
@@ -745,7 +765,11 @@ def run_erf(
         data = Path(data)
         if not data.is_dir():
             raise DataError(f"--data {data}: no such folder")
-        dataset = _open_dataset(data)
+        dataset = _open_dataset(data, crop)
+    import torch
+
+    from atrous_advisor.graph.loading import load_model
+
     device = resolve_device(device)
     warnings: list[str] = []
 
@@ -786,6 +810,7 @@ def run_erf(
     acc = measure(model, "current")
     stride = tuple(head.stride) if head is not None else (1, 1)
     star = predict_star(head.rates, head.stride, acc.centre_input) if head is not None else None
+    paths["png"].parent.mkdir(parents=True, exist_ok=True)
     _atomic_save_npy(paths["current"], acc.erf.astype(np.float32))
     current, current_peaks = _measurement("current", acc, star, stride, paths["current"], extent_threshold)
     panels = [ErfPanel(acc.erf, f"{loaded.name} — current rates" if compare else loaded.name, acc.centre_input,
@@ -832,5 +857,5 @@ def run_erf(
         suggested=suggested,
         png=str(paths["png"]),
         log_scale=log,
-        warnings=[*getattr(loaded, "notes", []), *warnings],
+        warnings=[*_as_list(getattr(loaded, "notes", None)), *warnings],
     )
