@@ -1,0 +1,115 @@
+"""Pydantic results of ``inspect``. ``--json`` is ``InspectReport.model_dump_json()``; it round-trips."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict
+
+IntPair = tuple[int, int]
+Number = Union[int, float]
+NumPair = tuple[Number, Number]
+MaybeNumPair = tuple[Optional[Number], Optional[Number]]
+
+
+class Result(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LayerField(Result):
+    """One node of the graph that changes geometry (conv, pooling, interpolation, merge)."""
+
+    name: str  # owning module in model.named_modules() ('' for the root)
+    op: str  # ATen op without namespace: conv2d, max_pool2d, upsample_bilinear2d, cat, add_
+    feature_map: IntPair
+    rf_max: MaybeNumPair  # None on an axis where every path is global
+    rf_min: MaybeNumPair
+    jump: NumPair
+    start: NumPair  # centre of feature 0's field (input px; pixel i is centred at i)
+    global_context: tuple[bool, bool]
+    holes: tuple[bool, bool]
+    misaligned: tuple[bool, bool]
+
+
+class AsppHead(Result):
+    name: str
+    branch_modules: list[str]
+    rates: list[IntPair]
+    feature_map: IntPair
+    stride: IntPair
+    image_pool: bool
+    head_field: MaybeNumPair  # analytic field at the head's merge, backbone included
+    fov: IntPair  # 2·d_max·s + 32 (DESIGN §2)
+    fov_ratio: tuple[float, float]  # FOV / crop
+    kernel_extent: list[IntPair]
+    coverage: list[tuple[float, float]]
+    padding_fraction: list[float]
+    degenerate: list[bool]
+    optimal_base_rate: tuple[float, float]
+    suggested_rates: list[IntPair]
+    ok: bool
+    verdict: str
+    fix: Optional[str]
+
+
+class PpmHead(Result):
+    name: str
+    branch_modules: list[str]
+    scales: list[int]
+    feature_map: IntPair
+    stride: IntPair
+    cell_features: list[tuple[float, float]]
+    cell_pixels: list[tuple[float, float]]
+    below_min_cell: list[bool]
+    suggested_scales: list[int]
+    ok: bool
+    verdict: str
+    fix: Optional[str]
+
+
+class FcnHead(Result):
+    name: str
+    rate: IntPair
+    feature_map: IntPair
+    stride: IntPair
+    kernel_extent: IntPair
+    padding_fraction: float
+    degenerate: bool
+    ok: bool
+    verdict: str
+
+
+class ModuleCost(Result):
+    name: str
+    params: int
+    macs: int
+
+
+class InspectReport(Result):
+    model: str
+    crop: IntPair
+    device: Literal["meta", "cpu"]
+    capture: Literal["torch.export", "dispatch"]
+    output_stride: NumPair  # coarsest jump of finite, non-pooled features in the graph
+    output_feature_map: IntPair
+    receptive_field: MaybeNumPair  # largest finite field at the output (global paths excluded)
+    receptive_field_min: MaybeNumPair
+    output_jump: NumPair
+    output_centre: NumPair
+    global_context: bool
+    gridding: bool
+    misaligned: bool
+    params: int
+    macs: int
+    counter: Literal["fast", "fvcore"]
+    cost_by_module: list[ModuleCost]
+    aspp: list[AsppHead]
+    ppm: list[PpmHead]
+    fcn: list[FcnHead]
+    layers: list[LayerField]
+    border_layer: Optional[str]
+    unproductive_layers: list[str]
+    unsupported_ops: dict[str, dict[str, int]]
+    field_map: Optional[str]
+    warnings: list[str]
+    notes: list[str]
