@@ -1,0 +1,182 @@
+"""``atrous-advisor lint``: static checks of MMSegmentation / Detectron2 / smp configs. Never imports torch."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from atrous_advisor.errors import InputError
+
+FORMATS = ("text", "json", "github")
+
+
+def display_path(path: Path) -> str:
+    """Relative to the working directory when the file is under it (what editors and CI annotations want)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _codes(text: Optional[str]) -> Optional[tuple[str, ...]]:
+    if text is None:
+        return None
+    return tuple(c.strip().upper() for c in text.split(",") if c.strip())
+
+
+def _gh_escape(text: str, prop: bool = False) -> str:
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def build_report(run):
+    from atrous_advisor.report.lint_models import LintDiagnostic, LintedConfig, LintFileError, LintReport
+
+    configs = []
+    for result in run.results:
+        facts = result.facts
+        configs.append(
+            LintedConfig(
+                path=display_path(result.path),
+                crop=facts.crop if facts else None,
+                output_stride=facts.output_stride if facts else None,
+                aspp_rates=list(facts.aspp.rates) if facts and facts.aspp else None,
+                pool_scales=list(facts.ppm.scales) if facts and facts.ppm else None,
+                diagnostics=[
+                    LintDiagnostic(code=d.code, path=display_path(d.loc.path), line=d.loc.line, col=d.loc.col + 1,
+                                   message=d.message)
+                    for d in result.diagnostics
+                ],
+            )
+        )
+    errors = [LintFileError(path=display_path(e.path), message=e.message) for e in run.errors]
+    return LintReport(configs=configs, errors=errors)
+
+
+def _unique_diagnostics(run):
+    """(message, diagnostic) pairs; a finding in a base shared by several configs is printed once.
+
+    A diagnostic that points into a base says which linted config it is about: the same base line can be
+    right for one crop and wrong for another.
+    """
+    seen = set()
+    for result in run.results:
+        for d in result.diagnostics:
+            message = d.message
+            if d.loc.path.resolve() != result.path.resolve():
+                message += f" (in {display_path(result.path)})"
+            key = (d.code, str(d.loc.path.resolve()), d.loc.line, d.loc.col, message)
+            if key not in seen:
+                seen.add(key)
+                yield message, d
+
+
+def render_text(run, out=sys.stdout, err=sys.stderr) -> None:
+    fixable = 0
+    for message, d in _unique_diagnostics(run):
+        mark = " [*]" if d.fix is not None and d.fix.applicability == "safe" else ""
+        fixable += bool(mark)
+        out.write(f"{display_path(d.loc.path)}:{d.loc.line}:{d.loc.col + 1}: {d.code}{mark} {message}\n")
+    for e in run.errors:
+        err.write(f"{display_path(e.path)}: error: {e.message}\n")
+    shown = sum(1 for _ in _unique_diagnostics(run))
+    configs = len(run.results)
+    noun = "config" if configs == 1 else "configs"
+    if shown:
+        with_findings = sum(1 for r in run.results if r.diagnostics)
+        summary = f"Found {shown} problem{'s' if shown != 1 else ''} in {with_findings} of {configs} {noun}"
+        if fixable:
+            summary += f" ({fixable} fixable with --fix)"
+    else:
+        summary = f"All checks passed ({configs} {noun})"
+    if run.errors:
+        summary += f"; {len(run.errors)} file{'s' if len(run.errors) != 1 else ''} could not be linted"
+    out.write(summary + ".\n")
+
+
+def render_github(run, out=sys.stdout) -> None:
+    for message, d in _unique_diagnostics(run):
+        out.write(
+            f"::error file={_gh_escape(display_path(d.loc.path), True)},line={d.loc.line},col={d.loc.col + 1},"
+            f"title={d.code}::{_gh_escape(f'{d.code} {message}')}\n"
+        )
+    for e in run.errors:
+        out.write(f"::error file={_gh_escape(display_path(e.path), True)},title=lint error::{_gh_escape(e.message)}\n")
+
+
+def exit_code(run) -> int:
+    if run.errors:
+        return 2
+    return 1 if run.diagnostic_count else 0
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("lint")
+    def lint_command(
+        paths: list[Path] = typer.Argument(..., help="Config files or folders (folders are walked; _base_/ is linted through its children)."),
+        output_format: str = typer.Option("text", "--format", help="text, json or github (Actions annotations)."),
+        as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+        fix: bool = typer.Option(False, "--fix", help="Write corrected rates/scales into the linted (leaf) configs."),
+        unsafe_fixes: bool = typer.Option(False, "--unsafe-fixes", help="Also apply unsafe fixes (per-axis dilations)."),
+        diff: bool = typer.Option(False, "--diff", help="Print the fixes as a unified diff; write nothing."),
+        crop: Optional[str] = typer.Option(None, "--crop", help="Crop for configs that carry none (smp, Detectron2 without CROP): 512 or 512x1024."),
+        select: Optional[str] = typer.Option(None, "--select", help="Only these rules (comma-separated codes or prefixes)."),
+        ignore: Optional[str] = typer.Option(None, "--ignore", help="Skip these rules (comma-separated codes or prefixes)."),
+        root: list[Path] = typer.Option([], "--root", help="Also search this folder for configs inheriting from the given files."),
+    ) -> int:
+        """Check configs statically: rates and pool scales vs the real crop and stride. Exit 0 clean, 1 findings, 2 errors."""
+        from atrous_advisor.configs.engine import compute_fixes, lint_paths
+        from atrous_advisor.configs.settings import find_settings
+        from atrous_advisor.geometry import parse_crop
+
+        fmt = "json" if as_json else output_format
+        if fmt not in FORMATS:
+            raise InputError(f"--format {output_format!r}: expected one of {', '.join(FORMATS)}")
+        settings = find_settings(Path.cwd()).override(
+            crop=parse_crop(crop) if crop is not None else None, select=_codes(select), ignore=_codes(ignore)
+        )
+        run = lint_paths(paths, settings, roots=root)
+
+        if fix or diff:
+            fixes = compute_fixes(run, settings, unsafe=unsafe_fixes)
+            changed = [f for f in fixes if f.fixed != f.original]
+            if diff:
+                for f in changed:
+                    name = display_path(f.path)
+                    sys.stdout.writelines(
+                        difflib.unified_diff(f.original.splitlines(keepends=True), f.fixed.splitlines(keepends=True),
+                                             f"a/{name}", f"b/{name}")
+                    )
+                for f in fixes:
+                    for reason in f.skipped:
+                        sys.stderr.write(f"{display_path(f.path)}: not fixed: {reason}\n")
+                return 2 if run.errors else (1 if changed else 0)
+            for f in changed:
+                f.path.write_text(f.fixed, encoding="utf-8")
+                sys.stderr.write(f"{display_path(f.path)}: fixed: {'; '.join(f.applied)}\n")
+            for f in fixes:
+                for reason in f.skipped:
+                    sys.stderr.write(f"{display_path(f.path)}: not fixed: {reason}\n")
+            for result in run.results:
+                if not result.writable and any(d.fix for d in result.diagnostics):
+                    sys.stderr.write(
+                        f"{display_path(result.path)}: not fixed: linted because it inherits a given file; "
+                        "name it to fix it\n"
+                    )
+            if changed:  # re-lint after writing: report what is left
+                run = lint_paths(paths, settings, roots=root)
+
+        if fmt == "json":
+            from atrous_advisor.commands._common import emit_json
+
+            emit_json(build_report(run))
+        elif fmt == "github":
+            render_github(run)
+        else:
+            render_text(run)
+        return exit_code(run)

@@ -1,0 +1,196 @@
+"""Detectron2 YAML configs: ``_BASE_`` chains, located values, unknown tags kept opaque.
+
+Some real Detectron2 configs carry ``!!python/object/apply:eval`` tags (Panoptic-DeepLab's
+``MIN_SIZE_TRAIN``). ``yaml.unsafe_load`` would run them; ``yaml.safe_load`` refuses the whole file. We
+compose the node tree (which never constructs anything), construct standard scalars with a SafeLoader, and
+turn every other tag into an :class:`Opaque` value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import yaml
+
+from atrous_advisor.errors import ConfigError
+from atrous_advisor.configs.values import DictShape, Loc, Opaque, V
+
+BASE_KEY = "_BASE_"
+
+
+class OpaqueTagLoader(yaml.SafeLoader):
+    """SafeLoader that loads unknown tags (``!!python/...``, ``!custom``) as :class:`Opaque`, never executing them."""
+
+
+def _construct_opaque(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> Opaque:
+    return Opaque(f"YAML tag {node.tag} is not evaluated")
+
+
+OpaqueTagLoader.add_multi_constructor("", _construct_opaque)
+OpaqueTagLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_opaque)
+
+_STANDARD = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")}
+
+
+def load_opaque_yaml(text: str):
+    """Plain ``yaml.load`` with :class:`OpaqueTagLoader` (no locations): for callers that only need values."""
+    return yaml.load(text, Loader=OpaqueTagLoader)  # noqa: S506 - the loader is a SafeLoader subclass
+
+
+@dataclass
+class YamlFile:
+    path: Path
+    text: str
+    lines: list[str]
+    root: V
+    bases: list[Path]
+    top_keys: list[str]
+
+
+def _loc(path: Path, node: yaml.Node) -> Loc:
+    start, end = node.start_mark, node.end_mark
+    return Loc(path, start.line + 1, start.column, end.line + 1, end.column)
+
+
+def _content_end(node: yaml.Node) -> tuple[int, int]:
+    """Where a node's text ends. A block collection's end mark is the start of whatever follows it."""
+    if isinstance(node, yaml.MappingNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1][1])
+    if isinstance(node, yaml.SequenceNode) and not node.flow_style and node.value:
+        return _content_end(node.value[-1])
+    return (node.end_mark.line + 1, node.end_mark.column)
+
+
+def _to_v(path: Path, loader: OpaqueTagLoader, node: yaml.Node) -> V:
+    loc = _loc(path, node)
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag in _STANDARD:
+            value = loader.construct_object(node, deep=True)
+        else:
+            value = Opaque(f"YAML tag {node.tag} is not evaluated")
+        return V(value, loc, loc)
+    if node.tag not in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
+        return V(Opaque(f"YAML tag {node.tag} is not evaluated"), loc, loc)
+    if isinstance(node, yaml.SequenceNode):
+        return V([_to_v(path, loader, item) for item in node.value], loc, loc)
+    entries: dict = {}
+    last_end = None
+    indent = None
+    for key_node, value_node in node.value:
+        key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+        entries[key] = _to_v(path, loader, value_node)
+        indent = key_node.start_mark.column
+        last_end = _content_end(value_node)
+    shape = None
+    if not node.flow_style and last_end is not None:
+        shape = DictShape(style="yaml", last_entry_end=last_end, close=last_end, entry_indent=indent)
+    return V(entries, loc, loc, shape)
+
+
+def parse_yaml(path: Path, text: Optional[str] = None) -> YamlFile:
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read: {exc}") from None
+    loader = OpaqueTagLoader(text)
+    try:
+        node = loader.get_single_node()
+        root = _to_v(path, loader, node) if node is not None else None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: unreadable YAML: {problem}") from None
+    finally:
+        loader.dispose()
+    if root is None:
+        loc = Loc(path, 1, 0, 1, 0)
+        root = V({}, loc, loc)
+    if not isinstance(root.value, dict):
+        raise ConfigError(f"{path}: a Detectron2 config must be a mapping at the top level")
+    bases: list[Path] = []
+    base = root.value.get(BASE_KEY)
+    if base is not None:
+        for item in base.value if isinstance(base.value, list) else [base]:
+            if not isinstance(item.value, str):
+                raise ConfigError(f"{item.loc.at()}: _BASE_ must be a path")
+            bases.append((path.parent / Path(item.value).expanduser()).resolve())
+    return YamlFile(path, text, text.splitlines(), root, bases, list(root.value))
+
+
+def looks_like_detectron2(path: Path) -> bool:
+    """Detectron2 configs have upper-case top-level keys (MODEL, INPUT, SOLVER) or a ``_BASE_``."""
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except OSError:
+        return False
+    for line in head.splitlines():
+        if line and not line[0].isspace() and not line.startswith(("#", "---")) and ":" in line:
+            key = line.split(":", 1)[0].strip().strip("'\"")
+            return key == BASE_KEY or (key.isupper() and key.replace("_", "").isalnum())
+    return False
+
+
+def merge(child: dict, base: dict) -> dict:
+    """yacs ``_merge_a_into_b``: mappings merge recursively, everything else replaces."""
+    out = dict(base)
+    for key, value in child.items():
+        if key == BASE_KEY:
+            continue
+        if isinstance(value.value, dict) and key in out and isinstance(out[key].value, dict):
+            out[key] = V(merge(value.value, out[key].value), value.loc, value.site, value.shape)
+        else:
+            out[key] = value
+    return out
+
+
+@dataclass
+class Detectron2Loader:
+    overrides: dict[Path, str] = field(default_factory=dict)
+    files: dict[Path, YamlFile] = field(default_factory=dict)
+    _merged: dict[Path, Union[dict, ConfigError]] = field(default_factory=dict)
+
+    def parsed(self, path: Path) -> YamlFile:
+        path = path.resolve()
+        if path not in self.files:
+            self.files[path] = parse_yaml(path, self.overrides.get(path))
+        return self.files[path]
+
+    def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> dict:
+        path = path.resolve()
+        if path in _stack:
+            cycle = " -> ".join(p.name for p in (*_stack[_stack.index(path):], path))
+            raise ConfigError(f"{path}: cyclic _BASE_: {cycle}")
+        cached = self._merged.get(path)
+        if isinstance(cached, ConfigError):
+            raise cached
+        if cached is not None:
+            return cached
+        try:
+            parsed = self.parsed(path)
+            merged: dict = {}
+            for base in parsed.bases:
+                if not base.is_file():
+                    raise ConfigError(f"{path}: _BASE_ {base.name!r} not found (looked for {base})")
+                merged = merge(self.load(base, (*_stack, path)), merged)
+            merged = merge(parsed.root.value, merged)
+        except ConfigError as exc:
+            if not _stack:
+                self._merged[path] = exc
+            raise
+        self._merged[path] = merged
+        return merged
+
+
+def lookup(cfg: dict, dotted: str) -> Optional[V]:
+    node: Optional[V] = None
+    current = cfg
+    for part in dotted.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return None
+        node = current[part]
+        current = node.value
+    return node

@@ -1,0 +1,301 @@
+"""Lint a set of paths: find the configs, read them with their bases, resolve facts, run the rules.
+
+Which files are linted:
+- a directory is walked for ``*.py`` (MMSegmentation), Detectron2 ``*.yaml``/``*.yml`` and smp
+  ``config.json``; files under ``_base_/`` and Detectron2 ``Base-*.yaml`` are not linted on their own (they
+  are not training configs), but every diagnostic about a value set in them points into them;
+- a file given by name is linted, unless it is such a base;
+- for every file given by name, the configs that inherit from it (transitively) under the roots are linted
+  too. The roots are the directories given, plus the folder above the topmost ``_base_`` of a base file (so
+  ``configs/_base_/datasets/x.py`` searches ``configs/``), plus the folder of any other file given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from atrous_advisor.configs.detectron2 import Detectron2Loader, looks_like_detectron2
+from atrous_advisor.configs.facts import ConfigFacts, Framework
+from atrous_advisor.configs.mmseg import MMSegLoader
+from atrous_advisor.configs.resolve_detectron2 import resolve_detectron2
+from atrous_advisor.configs.resolve_mmseg import resolve_mmseg
+from atrous_advisor.configs.resolve_smp import resolve_smp
+from atrous_advisor.configs.rules import RULES, Diagnostic
+from atrous_advisor.configs.settings import Settings
+from atrous_advisor.configs.smp import looks_like_smp, parse_smp
+from atrous_advisor.configs.values import Loc
+from atrous_advisor.errors import ConfigError
+
+_NOQA = re.compile(r"#\s*atrous-advisor:\s*noqa(?::\s*(?P<codes>[A-Za-z]+\d+(?:\s*,\s*[A-Za-z]+\d+)*))?", re.I)
+_SKIP_DIRS = {"__pycache__", "node_modules", "_base_"}
+
+
+@dataclass
+class ConfigResult:
+    path: Path
+    framework: Framework
+    facts: Optional[ConfigFacts]
+    diagnostics: list[Diagnostic]
+    writable: bool  # named by the user (or inside a folder they named): --fix may write it
+    suppressed: int = 0
+
+
+@dataclass(frozen=True)
+class LintError:
+    path: Path
+    message: str
+
+
+@dataclass
+class LintRun:
+    results: list[ConfigResult] = field(default_factory=list)
+    errors: list[LintError] = field(default_factory=list)
+
+    @property
+    def diagnostic_count(self) -> int:
+        return sum(len(r.diagnostics) for r in self.results)
+
+
+def framework_of(path: Path) -> Optional[Framework]:
+    suffix = path.suffix.lower()
+    if suffix == ".py":
+        return "mmseg"
+    if suffix in (".yaml", ".yml"):
+        return "detectron2" if looks_like_detectron2(path) else None
+    if suffix == ".json":
+        return "smp" if looks_like_smp(path) else None
+    return None
+
+
+def is_base_file(path: Path) -> bool:
+    """Inherited building blocks rather than training configs: ``_base_/…`` and Detectron2's ``Base-*.yaml``."""
+    return "_base_" in path.parts[:-1] or (path.suffix.lower() in (".yaml", ".yml") and path.name.startswith("Base-"))
+
+
+def walk(root: Path, include_bases: bool = False) -> Iterable[Path]:
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (include_bases or d not in _SKIP_DIRS) and d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".py", ".yaml", ".yml", ".json")):
+                path = Path(folder) / name
+                if include_bases or not is_base_file(path):
+                    yield path
+
+
+class Linter:
+    """Holds the loaders, so each base is read and evaluated once for all the configs that share it."""
+
+    def __init__(self, settings: Settings, overrides: Optional[dict[Path, str]] = None):
+        self.settings = settings
+        self.overrides = {p.resolve(): t for p, t in (overrides or {}).items()}
+        self.mmseg = MMSegLoader(overrides=dict(self.overrides))
+        self.detectron2 = Detectron2Loader(overrides=dict(self.overrides))
+        self._lines: dict[Path, list[str]] = {}
+
+    # --- one config ------------------------------------------------------------------------------------
+    def facts(self, path: Path, framework: Framework) -> ConfigFacts:
+        anchor = Loc(path, 1, 0, 1, 0)
+        if framework == "mmseg":
+            facts = resolve_mmseg(path, self.mmseg.load(path), anchor)
+        elif framework == "detectron2":
+            facts = resolve_detectron2(path, self.detectron2.load(path), anchor)
+        else:
+            facts = resolve_smp(path, parse_smp(path, self.overrides.get(path.resolve())), anchor)
+        if facts.crop is None and self.settings.crop is not None:
+            facts.crop, facts.crop_source = self.settings.crop, "settings"
+        return facts
+
+    def lint_config(self, path: Path, framework: Framework, writable: bool) -> ConfigResult:
+        facts = self.facts(path, framework)
+        found = [d for code, rule in RULES.items() if self.settings.enabled(code) for d in rule.check(facts, self.settings)]
+        kept = [d for d in found if not self.suppressed(d)]
+        kept.sort(key=lambda d: (str(d.loc.path), d.loc.line, d.loc.col, d.code))
+        return ConfigResult(path, framework, facts, kept, writable, len(found) - len(kept))
+
+    def lines(self, path: Path) -> list[str]:
+        key = path.resolve()
+        if key not in self._lines:
+            text = self.overrides.get(key)
+            if text is None:
+                try:
+                    text = key.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    text = ""
+            self._lines[key] = text.splitlines()
+        return self._lines[key]
+
+    def suppressed(self, diagnostic: Diagnostic) -> bool:
+        lines = self.lines(diagnostic.loc.path)
+        if not 0 < diagnostic.loc.line <= len(lines):
+            return False
+        match = _NOQA.search(lines[diagnostic.loc.line - 1])
+        if match is None:
+            return False
+        codes = match.group("codes")
+        return codes is None or diagnostic.code in {c.strip().upper() for c in codes.split(",")}
+
+    # --- inheritance -----------------------------------------------------------------------------------
+    def bases_of(self, path: Path, framework: Framework) -> list[Path]:
+        if framework == "mmseg":
+            return self.mmseg.parsed(path).bases
+        if framework == "detectron2":
+            return self.detectron2.parsed(path).bases
+        return []
+
+    def ancestors(self, path: Path, framework: Framework, seen: Optional[set] = None) -> set[Path]:
+        seen = set() if seen is None else seen
+        for base in self.bases_of(path, framework):
+            if base not in seen:
+                seen.add(base)
+                if base.is_file():
+                    self.ancestors(base, framework, seen)
+        return seen
+
+    def dependents(self, changed: list[Path], roots: list[Path]) -> tuple[list[Path], list[LintError]]:
+        """Configs under ``roots`` that inherit (transitively) from one of ``changed``."""
+        changed_set = {p.resolve() for p in changed}
+        names = {p.name for p in changed_set}
+        found: list[Path] = []
+        errors: list[LintError] = []
+        seen: set[Path] = set()
+        for root in roots:
+            for candidate in walk(root, include_bases=True):
+                key = candidate.resolve()
+                if key in seen or key in changed_set:
+                    continue
+                seen.add(key)
+                try:
+                    text = candidate.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    continue
+                # Cheap filter first: a file that inherits from x.py mentions "x.py" somewhere up its chain.
+                framework = framework_of(candidate)
+                if framework is None or framework == "smp":
+                    continue
+                if not any(n in text for n in names) and "_base_" not in text.lower():
+                    continue
+                try:
+                    if self.ancestors(candidate, framework) & changed_set:
+                        found.append(candidate)
+                except ConfigError as exc:
+                    if any(n in text for n in names):
+                        errors.append(LintError(candidate, str(exc)))
+        return found, errors
+
+
+def lint_paths(
+    paths: list[Path], settings: Settings, roots: Iterable[Path] = (), overrides: Optional[dict[Path, str]] = None
+) -> LintRun:
+    linter = Linter(settings, overrides)
+    run = LintRun()
+    targets: dict[Path, tuple[Path, Framework, bool]] = {}
+    named: list[Path] = []
+    search_roots: list[Path] = [Path(r) for r in roots]
+
+    def add(path: Path, writable: bool) -> None:
+        framework = framework_of(path)
+        key = path.resolve()
+        if framework is not None and key not in targets:
+            targets[key] = (path, framework, writable)
+
+    for path in paths:
+        if path.is_dir():
+            search_roots.append(path)
+            for found in walk(path):
+                add(found, True)
+        elif path.is_file():
+            named.append(path)
+            if is_base_file(path):
+                framework = framework_of(path)
+                try:  # a base is not linted alone, but a broken base is still an error naming it
+                    if framework in ("mmseg", "detectron2"):
+                        linter.bases_of(path, framework)
+                except ConfigError as exc:
+                    run.errors.append(LintError(path, str(exc)))
+                parts = path.resolve().parts
+                search_roots.append(Path(*parts[: parts.index("_base_")]) if "_base_" in parts else path.parent)
+            else:
+                add(path, True)
+                search_roots.append(path.parent)
+        else:
+            run.errors.append(LintError(path, f"{path}: no such file or directory"))
+    if named:
+        unique_roots = sorted({r.resolve() for r in search_roots}, key=lambda p: len(p.parts))
+        pruned = [r for i, r in enumerate(unique_roots) if not any(r.is_relative_to(o) for o in unique_roots[:i])]
+        dependents, errors = linter.dependents(named, pruned)
+        run.errors.extend(errors)
+        for path in dependents:
+            if not is_base_file(path):
+                add(path, False)
+    for key, (path, framework, writable) in targets.items():
+        try:
+            run.results.append(linter.lint_config(path, framework, writable))
+        except ConfigError as exc:
+            run.errors.append(LintError(path, str(exc)))
+    return run
+
+
+# --- --fix / --diff ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileFix:
+    path: Path
+    original: str
+    fixed: str
+    applied: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # why a fix was not written
+
+
+def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_rounds: int = 8) -> list[FileFix]:
+    """Fix each writable leaf one edit at a time, re-linting the edited text in between.
+
+    One edit per round keeps two fixes from writing two ``model = dict(...)`` overrides (the second would
+    rebind the name and drop the first); re-linting also confirms that the edit resolved as intended.
+    """
+    from atrous_advisor.configs.fixes import Unfixable, apply_edits, edits_for
+
+    out: list[FileFix] = []
+    for result in run.results:
+        if not any(d.fix for d in result.diagnostics):
+            continue
+        if not result.writable:
+            continue
+        try:
+            original = result.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            continue
+        fix = FileFix(result.path, original, original)
+        tried: set = set()
+        for _ in range(max_rounds):
+            current = Linter(settings, {result.path: fix.fixed}).lint_config(result.path, result.framework, True)
+            progressed = False
+            for d in current.diagnostics:
+                if d.fix is None:
+                    continue
+                key = (d.fix.target.keys, repr(d.fix.value))
+                if key in tried:
+                    continue
+                tried.add(key)
+                if d.fix.applicability == "unsafe" and not unsafe:
+                    fix.skipped.append(f"{d.code}: {d.fix.title} is an unsafe fix (use --unsafe-fixes)")
+                    continue
+                try:
+                    edits = edits_for(result.framework, d.fix.target, d.fix.value, result.path, fix.fixed)
+                except Unfixable as exc:
+                    fix.skipped.append(f"{d.code}: {exc}")
+                    continue
+                new_text = apply_edits(fix.fixed, edits)
+                if new_text != fix.fixed:
+                    fix.fixed = new_text
+                    fix.applied.append(d.fix.title)
+                    progressed = True
+                    break
+            if not progressed:
+                break
+        out.append(fix)
+    return out

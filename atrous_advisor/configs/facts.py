@@ -1,0 +1,142 @@
+"""What a linted config says about its geometry, resolved from where the values really are.
+
+Readers produce located trees; resolvers (one per framework) turn them into :class:`ConfigFacts`; rules only
+read facts. Every fact keeps the location that set it, so a diagnostic can point at that line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Optional
+
+from atrous_advisor.configs.values import Loc, V
+
+Framework = Literal["mmseg", "detectron2", "smp"]
+IntPair = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Unresolved:
+    """A value a rule needs that the static reader could not resolve (AA001)."""
+
+    what: str
+    loc: Loc
+    reason: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a value lives in the merged config, for ``--fix``.
+
+    ``chain`` holds the located containers along ``keys`` from the top (``None`` past the last one that
+    exists), then the value itself (``None`` when the framework default applies). ``render`` writes a new
+    value in the file's syntax.
+    """
+
+    keys: tuple[str, ...]
+    chain: tuple[Optional[V], ...]
+    render: Callable[[Any], str]
+    editable: bool = True  # False when the path runs through a list (cascade heads): no automatic fix
+    why_not: str = ""
+
+
+@dataclass(frozen=True)
+class AsppFacts:
+    head: str  # head class as written, e.g. "ASPPHead"
+    rates: tuple[int, ...]  # the dilated branches' rates, without the 1×1 branch
+    loc: Loc  # where the rates were set (or the head, when the class default applies)
+    is_default: bool
+    stride: int
+    stride_loc: Loc
+    target: Optional[Target]
+    to_written: Callable[[list], Any]  # dilated rates -> the value as the framework writes it
+
+
+@dataclass(frozen=True)
+class PpmFacts:
+    head: str
+    scales: tuple[int, ...]
+    loc: Loc
+    is_default: bool
+    stride: int
+    stride_loc: Loc
+    target: Optional[Target]  # None when the framework has no setting for the scales (smp PSPNet)
+
+
+@dataclass(frozen=True)
+class DilatedConv:
+    """A single dilated 3×3 conv outside ASPP (FCN-D6's ``FCNHead(dilation=6)``)."""
+
+    head: str
+    rate: int
+    loc: Loc
+    stride: int
+
+
+@dataclass(frozen=True)
+class DeclaredStride:
+    """A stride the config states rather than derives (Detectron2 ``COMMON_STRIDE``)."""
+
+    key: str
+    value: int
+    loc: Loc
+    target: Optional[Target]
+
+
+@dataclass(frozen=True)
+class Divisibility:
+    """The framework requires the crop to be divisible by ``divisor`` (UNet, smp, Detectron2 ASPP pooling)."""
+
+    divisor: int
+    why: str
+    loc: Loc
+
+
+@dataclass(frozen=True)
+class BelievedCrop:
+    """A crop a reader of the config would take for the training crop."""
+
+    crop: IntPair
+    loc: Loc
+    source: str  # "crop_size" or "file name"
+
+
+@dataclass
+class ConfigFacts:
+    path: Path
+    framework: Framework
+    anchor: Loc  # line 1 of the leaf: where file-level findings point
+    crop: Optional[IntPair] = None
+    crop_loc: Optional[Loc] = None
+    crop_source: str = ""
+    believed: list[BelievedCrop] = field(default_factory=list)
+    output_stride: Optional[int] = None
+    aspp: Optional[AsppFacts] = None
+    ppm: Optional[PpmFacts] = None
+    dilated_convs: list[DilatedConv] = field(default_factory=list)
+    declared_stride: Optional[DeclaredStride] = None
+    divisibility: Optional[Divisibility] = None
+    unresolved: list[Unresolved] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def as_crop(value: Any) -> Optional[IntPair]:
+    """(h, w) from an int or a 2-sequence of positive ints, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and value > 0:
+        return (value, value)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value
+    ):
+        return (value[0], value[1])
+    return None
+
+
+def positive_ints(value: Any) -> Optional[tuple[int, ...]]:
+    if isinstance(value, (list, tuple)) and value and all(
+        isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in value
+    ):
+        return tuple(value)
+    return None

@@ -1,0 +1,108 @@
+"""Fixes as text edits in the leaf config: replace a value the leaf sets, or add an override to the leaf.
+
+Never edit a ``_base_`` file: other configs with other crops inherit it. An override written into the leaf
+follows the framework's merge rules — a key added to the leaf's ``model = dict(...)``, a new
+``model = dict(decode_head=dict(dilations=...))`` at the end of the file (merged into the base's model by
+mmengine), a key under the leaf's ``MODEL:`` mapping in YAML. Formatting and comments elsewhere are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from atrous_advisor.configs.facts import Framework, Target
+from atrous_advisor.configs.values import DictShape, V
+
+
+class Unfixable(Exception):
+    """Why a fix cannot be written automatically (the message is shown to the user)."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    start: tuple[int, int]  # (line 1-based, col 0-based)
+    end: tuple[int, int]
+    text: str
+
+
+def _offset(lines: list[str], pos: tuple[int, int]) -> int:
+    line, col = pos
+    return sum(len(x) for x in lines[: line - 1]) + col
+
+
+def apply_edits(text: str, edits: list[Edit]) -> str:
+    lines = text.splitlines(keepends=True) or [""]
+    spans = sorted(((_offset(lines, e.start), _offset(lines, e.end), e.text) for e in edits), reverse=True)
+    for start, end, replacement in spans:
+        text = text[:start] + replacement + text[end:]
+    return text
+
+
+def _line_indent(lines: list[str], line: int) -> str:
+    raw = lines[line - 1] if 0 < line <= len(lines) else ""
+    return raw[: len(raw) - len(raw.lstrip())]
+
+
+def _python_entry(keys: tuple[str, ...], value_text: str, style: str) -> str:
+    inner = value_text
+    for key in reversed(keys[1:]):
+        inner = f"dict({key}={inner})"
+    return f"{keys[0]!r}: {inner}" if style == "literal" else f"{keys[0]}={inner}"
+
+
+def _python_insert(shape: DictShape, lines: list[str], entry: str) -> Edit:
+    if shape.last_entry_end is None:
+        return Edit(shape.close, shape.close, entry)
+    line, col = shape.last_entry_end
+    if shape.close[0] != line:  # one entry per line: keep that layout
+        return Edit((line, col), (line, col), ",\n" + _line_indent(lines, line) + entry)
+    return Edit((line, col), (line, col), ", " + entry)
+
+
+def _yaml_block(keys: tuple[str, ...], value_text: str, indent: int) -> str:
+    out = []
+    for depth, key in enumerate(keys):
+        pad = " " * (indent + 2 * depth)
+        out.append(f"{pad}{key}: {value_text}" if depth == len(keys) - 1 else f"{pad}{key}:")
+    return "\n".join(out)
+
+
+def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
+    """The edits that make the leaf config resolve ``target`` to ``value``; raises Unfixable."""
+    if not target.editable:
+        raise Unfixable(target.why_not or "the value cannot be edited automatically")
+    leaf = leaf.resolve()
+    lines = text.splitlines(keepends=True)
+    rendered = target.render(value)
+    current = target.chain[-1]
+    if current is not None and current.site.path.resolve() == leaf:
+        site = current.site
+        return [Edit((site.line, site.col), (site.end_line, site.end_col), rendered)]
+    if framework == "smp":
+        raise Unfixable("config.json has no such key to edit")
+    # The deepest container that the leaf itself writes: add the missing keys to it.
+    for depth in range(len(target.chain) - 2, -1, -1):
+        container: Optional[V] = target.chain[depth]
+        if container is None or container.site.path.resolve() != leaf:
+            continue
+        rest = target.keys[depth + 1 :]
+        shape = container.shape
+        dotted = ".".join(target.keys[: depth + 1])
+        if shape is None:
+            raise Unfixable(f"`{dotted}` is set through an expression in this file; edit it by hand")
+        if framework == "detectron2":
+            line = shape.last_entry_end[0]
+            end = (line, len(lines[line - 1].rstrip("\r\n")))
+            return [Edit(end, end, "\n" + _yaml_block(rest, rendered, shape.entry_indent or 0))]
+        return [_python_insert(shape, lines, _python_entry(rest, rendered, shape.style))]
+    # The leaf writes none of the path: add an override at the end of the file.
+    end_line = len(lines)
+    end = (end_line, len(lines[-1])) if lines else (1, 0)
+    sep = "" if not lines or lines[-1].endswith("\n") else "\n"
+    if framework == "detectron2":
+        return [Edit(end, end, sep + _yaml_block(target.keys, rendered, 0) + "\n")]
+    entry = _python_entry(target.keys[1:], rendered, "call") if len(target.keys) > 1 else rendered
+    statement = f"{target.keys[0]} = dict({entry})" if len(target.keys) > 1 else f"{target.keys[0]} = {rendered}"
+    return [Edit(end, end, sep + statement + "\n")]

@@ -1,0 +1,170 @@
+"""From a merged Detectron2 DeepLab config to facts.
+
+Keys a file omits take the values Detectron2 and its DeepLab project (``add_deeplab_config``) give them:
+a linted file must be judged by what training will really use.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any, Optional
+
+from atrous_advisor.configs.detectron2 import lookup
+from atrous_advisor.configs.facts import AsppFacts, ConfigFacts, DeclaredStride, Divisibility, Target, Unresolved, as_crop
+from atrous_advisor.configs.values import Loc, Opaque, V, plain
+
+DEEPLAB_HEADS = ("DeepLabV3Head", "DeepLabV3PlusHead")
+
+# detectron2/config/defaults.py and projects/DeepLab/deeplab/config.py (add_deeplab_config).
+DEFAULTS: dict[str, Any] = {
+    "INPUT.CROP.ENABLED": False,
+    "INPUT.CROP.TYPE": "relative_range",
+    "INPUT.CROP.SIZE": [0.9, 0.9],
+    "MODEL.RESNETS.RES4_DILATION": 1,
+    "MODEL.RESNETS.RES5_DILATION": 1,
+    "MODEL.RESNETS.RES5_MULTI_GRID": [1, 2, 4],
+    "MODEL.SEM_SEG_HEAD.NAME": "SemSegFPNHead",
+    "MODEL.SEM_SEG_HEAD.IN_FEATURES": ["p2", "p3", "p4", "p5"],
+    "MODEL.SEM_SEG_HEAD.COMMON_STRIDE": 4,
+    "MODEL.SEM_SEG_HEAD.ASPP_DILATIONS": [6, 12, 18],
+}
+
+
+def _yaml_render(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml_render(x) for x in value) + "]"
+    return str(value)
+
+
+def _decode(value: Any) -> Any:
+    """yacs decodes string values with ``literal_eval`` (``SIZE: (512, 1024)`` is a tuple): safe, no code runs."""
+    if isinstance(value, str):
+        try:
+            return ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return value
+    return value
+
+
+class _Resolver:
+    def __init__(self, path: Path, cfg: dict, anchor: Loc):
+        self.cfg = cfg
+        self.facts = ConfigFacts(path=path, framework="detectron2", anchor=anchor)
+
+    def get(self, key: str) -> tuple[Any, Optional[V]]:
+        v = lookup(self.cfg, key)
+        if v is None:
+            return DEFAULTS.get(key), None
+        return _decode(plain(v)), v
+
+    def loc(self, v: Optional[V], key: str) -> Loc:
+        """Where a value was set; for a default, the closest enclosing section that exists."""
+        if v is not None:
+            return v.loc
+        parts = key.split(".")
+        while parts:
+            parts.pop()
+            node = lookup(self.cfg, ".".join(parts)) if parts else None
+            if node is not None:
+                return node.loc
+        return self.facts.anchor
+
+    def target(self, key: str) -> Target:
+        parts = key.split(".")
+        chain = tuple(lookup(self.cfg, ".".join(parts[: i + 1])) for i in range(len(parts)))
+        return Target(tuple(parts), chain, _yaml_render)
+
+    def check_int(self, key: str, allowed: set[int]) -> Optional[int]:
+        value, v = self.get(key)
+        if type(value) is not int or value not in allowed:
+            reason = value.reason if isinstance(value, Opaque) else f"{value!r} is not one of {sorted(allowed)}"
+            self.facts.unresolved.append(Unresolved(key, self.loc(v, key), reason))
+            return None
+        return value
+
+    def resolve(self) -> ConfigFacts:
+        name, _ = self.get("MODEL.SEM_SEG_HEAD.NAME")
+        self.crop()
+        if name not in DEEPLAB_HEADS:
+            self.facts.notes.append(f"semantic head {name!r} has no ASPP")
+            return self.facts
+        res4 = self.check_int("MODEL.RESNETS.RES4_DILATION", {1, 2})
+        res5 = self.check_int("MODEL.RESNETS.RES5_DILATION", {1, 2, 4})
+        if res4 is None or res5 is None:
+            return self.facts
+        # A dilated stage keeps the resolution of the stage before it (build_resnet_deeplab_backbone).
+        stage = {"res2": 4, "res3": 8}
+        stage["res4"] = stage["res3"] * (1 if res4 > 1 else 2)
+        stage["res5"] = stage["res4"] * (1 if res5 > res4 else 2)
+        features, fv = self.get("MODEL.SEM_SEG_HEAD.IN_FEATURES")
+        last = features[-1] if isinstance(features, list) and features else None
+        if last not in stage:
+            self.facts.unresolved.append(
+                Unresolved("MODEL.SEM_SEG_HEAD.IN_FEATURES", self.loc(fv, "MODEL.SEM_SEG_HEAD.IN_FEATURES"),
+                           f"ASPP input {last!r} is not a ResNet stage")
+            )
+            return self.facts
+        stride = stage[last]
+        self.facts.output_stride = stride
+        r5 = lookup(self.cfg, "MODEL.RESNETS.RES5_DILATION")
+        stride_loc = self.loc(r5, "MODEL.RESNETS.RES5_DILATION")
+
+        rates, rv = self.get("MODEL.SEM_SEG_HEAD.ASPP_DILATIONS")
+        if isinstance(rates, list) and rates and all(type(r) is int and r > 0 for r in rates):
+            self.facts.aspp = AsppFacts(
+                head=name,
+                rates=tuple(rates),
+                loc=self.loc(rv, "MODEL.SEM_SEG_HEAD.ASPP_DILATIONS"),
+                is_default=rv is None,
+                stride=stride,
+                stride_loc=stride_loc,
+                target=self.target("MODEL.SEM_SEG_HEAD.ASPP_DILATIONS"),
+                to_written=list,
+            )
+        else:
+            self.facts.unresolved.append(
+                Unresolved("MODEL.SEM_SEG_HEAD.ASPP_DILATIONS", self.loc(rv, "MODEL.SEM_SEG_HEAD.ASPP_DILATIONS"),
+                           rates.reason if isinstance(rates, Opaque) else f"{rates!r} is not a list of positive ints")
+            )
+
+        common, cv = self.get("MODEL.SEM_SEG_HEAD.COMMON_STRIDE")
+        # DeepLabV3Head upsamples its prediction by COMMON_STRIDE and sizes the ASPP pooling kernel with it:
+        # it is the output stride, declared instead of derived. (In V3+ it is the decoder's stride, 4.)
+        if name == "DeepLabV3Head" and type(common) is int:
+            self.facts.declared_stride = DeclaredStride(
+                "MODEL.SEM_SEG_HEAD.COMMON_STRIDE", common, self.loc(cv, "MODEL.SEM_SEG_HEAD.COMMON_STRIDE"),
+                self.target("MODEL.SEM_SEG_HEAD.COMMON_STRIDE"),
+            )
+        if self.facts.crop is not None and self.facts.crop_source == "INPUT.CROP.SIZE":
+            self.facts.divisibility = Divisibility(
+                stride,
+                "Detectron2's ASPP sizes its image-pooling kernel as crop // stride and raises when the features "
+                "do not divide by it",
+                self.facts.crop_loc,
+            )
+        return self.facts
+
+    def crop(self) -> None:
+        enabled, _ = self.get("INPUT.CROP.ENABLED")
+        kind, _ = self.get("INPUT.CROP.TYPE")
+        size, sv = self.get("INPUT.CROP.SIZE")
+        if isinstance(size, Opaque):
+            self.facts.unresolved.append(Unresolved("INPUT.CROP.SIZE", self.loc(sv, "INPUT.CROP.SIZE"), size.reason))
+            return
+        if enabled is True and kind == "absolute":
+            crop = as_crop(tuple(size) if isinstance(size, list) else size)
+            if crop is None:
+                self.facts.unresolved.append(
+                    Unresolved("INPUT.CROP.SIZE", self.loc(sv, "INPUT.CROP.SIZE"), f"{size!r} is not (h, w) in pixels")
+                )
+                return
+            self.facts.crop, self.facts.crop_loc, self.facts.crop_source = crop, self.loc(sv, "INPUT.CROP.SIZE"), "INPUT.CROP.SIZE"
+        elif enabled is True:
+            self.facts.notes.append(f"INPUT.CROP.TYPE {kind!r}: the crop depends on the image size")
+        else:
+            self.facts.notes.append("INPUT.CROP.ENABLED is off: no training crop in the config")
+
+
+def resolve_detectron2(path: Path, cfg: dict, anchor: Loc) -> ConfigFacts:
+    return _Resolver(path, cfg, anchor).resolve()

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+from atrous_advisor.configs.facts import ConfigFacts
+from atrous_advisor.configs.rules._aspp import aspp_context
+from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_crop, fmt_rate, fmt_rates
+from atrous_advisor.configs.settings import Settings
+from atrous_advisor.geometry import branch_info, feature_map
+
+
+class DegenerateBranch(Rule):
+    """## What it does
+    Finds dilated 3×3 convolutions (ASPP branches, FCN-D6's `FCNHead(dilation=6)`) whose rate is at least
+    the feature map F = ceil(crop / stride) on both axes.
+
+    ## Why is this bad
+    With dilation d ≥ F only the centre tap of the 3×3 kernel ever reads a feature; the other eight read
+    zero padding at every position. The branch is exactly a 1×1 convolution (DeepLabv3's "degeneration")
+    — parameters and compute spent on nothing.
+
+    ## Example
+    ```python
+    # 256×256 crop at stride 8: F = 32, so the rate-36 branch is a 1×1 conv
+    crop_size = (256, 256)
+    model = dict(decode_head=dict(type="ASPPHead", dilations=(1, 12, 24, 36)))
+    ```
+
+    ## Fix
+    For ASPP, `--fix` writes the resolution-aware rates (as AA101). For a single dilated conv, lower its
+    dilation below F by hand.
+    """
+
+    code = "AA102"
+    name = "degenerate-dilated-branch"
+    summary = "A dilated branch's rate is ≥ the feature map: it is a 1×1 conv"
+    fix_title = "Set the ASPP rates to the resolution-aware optimum"
+    fix_availability = "sometimes"
+
+    def check(self, facts: ConfigFacts, settings: Settings) -> Iterator[Diagnostic]:
+        ctx = aspp_context(facts, settings)
+        if ctx is not None:
+            bad = [r for r, given in zip(ctx.rates, ctx.aspp.rates) if branch_info(r, ctx.fmap).degenerate]
+            if bad:
+                yield self.diagnostic(
+                    f"ASPP branch rate(s) {fmt_rates(bad)} ≥ the {fmt_crop(ctx.fmap)}-position feature map "
+                    f"{ctx.where}: each is a 1×1 conv; use {fmt_rates(ctx.suggested)}",
+                    ctx.aspp.loc,
+                    ctx.fix,
+                )
+        if facts.crop is None:
+            return
+        for conv in facts.dilated_convs:
+            fmap = feature_map(facts.crop, conv.stride)
+            if branch_info(conv.rate, fmap).degenerate:
+                yield self.diagnostic(
+                    f"{conv.head} dilation {fmt_rate(conv.rate)} ≥ the {fmt_crop(fmap)}-position feature map at "
+                    f"crop {fmt_crop(facts.crop)}, stride {conv.stride}: the conv is a 1×1 conv",
+                    conv.loc,
+                )
+
+
+RULE = DegenerateBranch()

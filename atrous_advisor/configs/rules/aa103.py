@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from typing import Iterator
+
+from atrous_advisor.configs.facts import ConfigFacts
+from atrous_advisor.configs.rules._aspp import aspp_context
+from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_crop, fmt_rate, fmt_rates
+from atrous_advisor.configs.settings import PADDING_THRESHOLD, Settings
+from atrous_advisor.geometry import branch_info, feature_map
+
+
+class BranchReadsPadding(Rule):
+    """## What it does
+    Computes, for each dilated 3×3 branch, the exact share of its taps that read zero padding averaged over
+    all output positions of the feature map, and fires above 75%. Degenerate branches (AA102) are not
+    repeated here.
+
+    ## Why is this bad
+    A branch whose taps mostly read padding learns mostly from the border, not from context: the head's
+    effective field is much smaller than its rates suggest, and the branch's weights are nearly wasted.
+
+    ## Example
+    ```python
+    # 320×320 crop at stride 8: F = 40; rate 36 reads padding with 84% of its taps
+    model = dict(decode_head=dict(type="ASPPHead", dilations=(1, 12, 24, 36)))
+    ```
+
+    ## Fix
+    For ASPP, `--fix` writes the resolution-aware rates (as AA101).
+    """
+
+    code = "AA103"
+    name = "branch-reads-padding"
+    summary = "A dilated branch reads zero padding with more than 75% of its taps"
+    fix_title = "Set the ASPP rates to the resolution-aware optimum"
+    fix_availability = "sometimes"
+
+    def check(self, facts: ConfigFacts, settings: Settings) -> Iterator[Diagnostic]:
+        ctx = aspp_context(facts, settings)
+        if ctx is not None:
+            infos = [branch_info(r, ctx.fmap) for r in ctx.rates]
+            bad = [(given, i) for given, i in zip(ctx.aspp.rates, infos) if not i.degenerate and i.padding_fraction > PADDING_THRESHOLD]
+            if bad:
+                shares = ", ".join(f"rate {fmt_rate(g)}: {i.padding_fraction:.0%}" for g, i in bad)
+                yield self.diagnostic(
+                    f"ASPP branches read mostly zero padding {ctx.where} (F {fmt_crop(ctx.fmap)}): {shares}; "
+                    f"use {fmt_rates(ctx.suggested)}",
+                    ctx.aspp.loc,
+                    ctx.fix,
+                )
+        if facts.crop is None:
+            return
+        for conv in facts.dilated_convs:
+            fmap = feature_map(facts.crop, conv.stride)
+            info = branch_info(conv.rate, fmap)
+            if not info.degenerate and info.padding_fraction > PADDING_THRESHOLD:
+                yield self.diagnostic(
+                    f"{conv.head} dilation {fmt_rate(conv.rate)} reads zero padding with {info.padding_fraction:.0%} "
+                    f"of its taps at crop {fmt_crop(facts.crop)}, stride {conv.stride} (F {fmt_crop(fmap)})",
+                    conv.loc,
+                )
+
+
+RULE = BranchReadsPadding()
