@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from atrous_advisor.errors import AdvisorError
 
-COMMAND_MODULES = ("rate", "ppm", "inspect")
+COMMAND_MODULES = ("rate", "ppm", "lint", "rule", "inspect")
 
 
 def _one_line(message: str) -> str:
