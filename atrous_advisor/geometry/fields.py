@@ -234,7 +234,9 @@ def resample(f: AxisField, size_out: int, taps: int, align_corners: bool = False
         scale = Fraction(size_in, size_out)
         # source coordinate of output 0 is 0.5·in/out − 0.5 (half-pixel centres) except for nearest
         offset = Fraction(0) if taps == 1 else (scale - 1) / 2
-    first = -(taps // 2 - 1) if taps > 1 else 0  # bicubic reads i−1 .. i+2 around floor(src)
+    # output 0 reads floor(src) (− 1 for bicubic) onwards; its source src = offset is in (−0.5, 0) when
+    # up-sampling, so the taps of output 0 (and of every f-th output) start one input before it
+    first = math.floor(offset) - (taps // 2 - 1 if taps > 1 else 0)
     tap_offsets = [first + t for t in range(taps)]
     grow = (taps - 1) * f.jump
     return replace(
