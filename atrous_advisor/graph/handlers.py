@@ -29,6 +29,9 @@ class NodeField:
     h: AxisField
     w: AxisField
     layout: Layout = (-2, -1)
+    # channels-last data reshaped to (positions, channels) rows for a matmul (how nn.Linear on NHWC
+    # dispatches): (shape before the fold, its layout); the geometry is intact and comes back on unfold
+    folded: Optional[tuple[tuple[int, ...], Layout]] = None
 
     @property
     def axes(self) -> tuple[AxisField, AxisField]:
@@ -190,6 +193,11 @@ def merge(call: OpCall) -> Optional[NodeField]:
     if not spatial:
         return None
     layout = spatial[0].field.layout  # type: ignore[union-attr]
+    folds = {s.field.folded for s in spatial}  # type: ignore[union-attr]
+    if layout is None and len(folds) == 1 and None not in folds:  # rows of one fold (a bias add)
+        fields = [s.field for s in spatial]
+        axes = [G.merge([f.axes[a] for f in fields], fields[0].axes[a].size) for a in (0, 1)]  # type: ignore[union-attr]
+        return replace(fields[0], h=axes[0], w=axes[1])  # type: ignore[arg-type]
     if call.out_shape is None or layout is None or len(call.out_shape) < 2:
         return _lost([s.field for s in spatial])  # type: ignore[misc]
     if call.kind in ("aten.cat", "aten.stack"):
@@ -328,7 +336,7 @@ def upsample(call: OpCall) -> NodeField:
     return x.map(lambda f, a: G.resample(f, call.out_size(a), taps, align))
 
 
-@handles("aten.constant_pad_nd", "aten.reflection_pad2d", "aten.replicate_pad2d", "aten.pad")
+@handles("aten.constant_pad_nd", "aten.reflection_pad2d", "aten.replication_pad2d", "aten.pad")
 def pad(call: OpCall) -> NodeField:
     """Explicit padding: feature 0 now sits ``left`` features before the old one (a 1-tap window)."""
     x, _ = _spatial_4d(call)
@@ -365,7 +373,7 @@ def slice_(call: OpCall) -> NodeField:
 @handles(
     "aten.view", "aten.reshape", "aten._unsafe_view", "aten.flatten", "aten.unflatten", "aten.squeeze",
     "aten.squeeze_", "aten.unsqueeze", "aten.unsqueeze_", "aten.expand", "aten.split", "aten.split_with_sizes",
-    "aten.chunk", "aten.unbind", "aten.select",
+    "aten.chunk", "aten.unbind", "aten.select", "aten.view_as", "aten.reshape_as", "aten.expand_as",
 )
 def reshape(call: OpCall) -> Optional[NodeField]:
     """Reshapes keep the geometry while H and W survive as the same trailing dims; otherwise it is lost."""
@@ -374,11 +382,18 @@ def reshape(call: OpCall) -> Optional[NodeField]:
         return None
     layout = x.field.layout
     out = call.out_shape
-    if layout is None or out is None:
-        return _lost([x.field]) if layout is not None else x.field
+    if out is None:
+        return _lost([x.field])
+    if layout is None:
+        if x.field.folded is not None and tuple(out) == x.field.folded[0]:  # unfold: H and W are back
+            return replace(x.field, layout=x.field.folded[1], folded=None)
+        return x.field if x.field.folded is None or out[-1:] == x.shape[-1:] else _lost([x.field])
     keep = -min(layout)  # number of trailing dims from the first spatial one
     if len(out) >= keep and len(x.shape) >= keep and tuple(out[-keep:]) == tuple(x.shape[-keep:]):
         return x.field
+    if -1 not in layout and len(out) >= 1 and out[-1] == x.shape[-1]:
+        # channels-last rows for a matmul: positions folded into rows, channels kept as the last dim
+        return replace(x.field, layout=None, folded=(tuple(x.shape), layout))
     return _lost([x.field])
 
 
@@ -410,9 +425,11 @@ def matmul(call: OpCall) -> Optional[NodeField]:
     if not spatial:
         return None
     fields = [s.field for s in spatial]
-    if call.kind == "aten.linear" and len(spatial) == 1:
+    if len(spatial) == 1:  # data times a weight: channels mixed, positions untouched if they are not the last dim
         f = fields[0]
-        if f is not None and f.layout is not None and -1 not in f.layout:
+        data_arg = 1 if call.kind in ("aten.addmm", "aten.baddbmm") else 0  # addmm(bias, data, weight)
+        contracted_last = call.kind != "aten.einsum" and call.args[data_arg] is spatial[0]
+        if f is not None and contracted_last and (f.folded is not None or (f.layout is not None and -1 not in f.layout)):
             return f
     return _lost(fields)  # type: ignore[arg-type]
 
