@@ -23,6 +23,11 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def relative_message(message: str) -> str:
+    """Error messages name files by absolute path; show them as the diagnostics do."""
+    return message.replace(str(Path.cwd().resolve()) + os.sep, "")
+
+
 def _codes(text: Optional[str]) -> Optional[tuple[str, ...]]:
     if text is None:
         return None
@@ -54,7 +59,7 @@ def build_report(run):
                 ],
             )
         )
-    errors = [LintFileError(path=display_path(e.path), message=e.message) for e in run.errors]
+    errors = [LintFileError(path=display_path(e.path), message=relative_message(e.message)) for e in run.errors]
     return LintReport(configs=configs, errors=errors)
 
 
@@ -76,14 +81,16 @@ def _unique_diagnostics(run):
                 yield message, d
 
 
-def render_text(run, out=sys.stdout, err=sys.stderr) -> None:
+def render_text(run, out=None, err=None) -> None:
+    out, err = out or sys.stdout, err or sys.stderr
     fixable = 0
     for message, d in _unique_diagnostics(run):
         mark = " [*]" if d.fix is not None and d.fix.applicability == "safe" else ""
         fixable += bool(mark)
         out.write(f"{display_path(d.loc.path)}:{d.loc.line}:{d.loc.col + 1}: {d.code}{mark} {message}\n")
     for e in run.errors:
-        err.write(f"{display_path(e.path)}: error: {e.message}\n")
+        message, name = relative_message(e.message), display_path(e.path)
+        err.write(f"error: {message}\n" if message.startswith(name) else f"{name}: error: {message}\n")
     shown = sum(1 for _ in _unique_diagnostics(run))
     configs = len(run.results)
     noun = "config" if configs == 1 else "configs"
@@ -99,14 +106,15 @@ def render_text(run, out=sys.stdout, err=sys.stderr) -> None:
     out.write(summary + ".\n")
 
 
-def render_github(run, out=sys.stdout) -> None:
+def render_github(run, out=None) -> None:
+    out = out or sys.stdout
     for message, d in _unique_diagnostics(run):
         out.write(
             f"::error file={_gh_escape(display_path(d.loc.path), True)},line={d.loc.line},col={d.loc.col + 1},"
             f"title={d.code}::{_gh_escape(f'{d.code} {message}')}\n"
         )
     for e in run.errors:
-        out.write(f"::error file={_gh_escape(display_path(e.path), True)},title=lint error::{_gh_escape(e.message)}\n")
+        out.write(f"::error file={_gh_escape(display_path(e.path), True)},title=lint error::{_gh_escape(relative_message(e.message))}\n")
 
 
 def exit_code(run) -> int:

@@ -37,6 +37,16 @@ def substitute_placeholders(text: str) -> str:
     return _PLACEHOLDER.sub(expand, text)
 
 
+def placeholder_spans(lines: list[str]) -> dict[int, list[tuple[int, int]]]:
+    """Line -> character spans of ``{{_base_.x}}``: a fix replacing such a value replaces all of it."""
+    spans: dict[int, list[tuple[int, int]]] = {}
+    for number, line in enumerate(lines, 1):
+        if "{{" in line:
+            for match in _PLACEHOLDER.finditer(line):
+                spans.setdefault(number, []).append(match.span())
+    return spans
+
+
 class Dropped(Opaque):
     """Imports, functions and classes: mmengine drops modules and functions from the config dict."""
 
@@ -61,10 +71,11 @@ def _is_number(x: Any) -> bool:
 class _FileEvaluator:
     """Evaluates one file's top-level statements into located values. Never calls ``exec``/``eval``."""
 
-    def __init__(self, path: Path, lines: list[str], base: Optional[dict[str, V]]):
+    def __init__(self, path: Path, lines: list[str], base: Optional[dict[str, V]], placeholders=None):
         self.path = path
         self.lines = lines
         self.base = base
+        self.placeholders: dict[int, list[tuple[int, int]]] = placeholders or {}
         self.names: dict[str, V] = {}
 
     # --- locations -------------------------------------------------------------------------------------
@@ -76,10 +87,14 @@ class _FileEvaluator:
         return len(text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
     def loc(self, node: ast.AST) -> Loc:
+        line, col = node.lineno, self._char_col(node.lineno, node.col_offset)
+        for start, end in self.placeholders.get(line, ()):
+            if start <= col < end:  # inside a rewritten {{_base_.x}}: the span is the placeholder as written
+                return Loc(self.path, line, start, line, end)
         return Loc(
             self.path,
-            node.lineno,
-            self._char_col(node.lineno, node.col_offset),
+            line,
+            col,
             node.end_lineno or node.lineno,
             self._char_col(node.end_lineno or node.lineno, node.end_col_offset or node.col_offset),
         )
@@ -369,6 +384,7 @@ class ParsedFile:
     tree: ast.Module
     bases: list[Path]  # resolved, in order
     base_site: Optional[Loc]
+    placeholders: dict[int, list[tuple[int, int]]]
 
 
 def parse_file(path: Path, text: Optional[str] = None) -> ParsedFile:
@@ -403,7 +419,7 @@ def parse_file(path: Path, text: Optional[str] = None) -> ParsedFile:
                     )
                 bases.append((path.parent / item.value).resolve())
             break
-    return ParsedFile(path, text, lines, tree, bases, base_site)
+    return ParsedFile(path, text, lines, tree, bases, base_site, placeholder_spans(lines) if "{{" in text else {})
 
 
 @dataclass
@@ -451,7 +467,7 @@ class MMSegLoader:
             if duplicate:
                 raise ConfigError(f"{path}: bases define the same keys {sorted(duplicate)} (mmengine refuses this)")
             base_cfg.update(cfg)
-        own = _FileEvaluator(path, parsed.lines, base_cfg).run(parsed.tree)
+        own = _FileEvaluator(path, parsed.lines, base_cfg, parsed.placeholders).run(parsed.tree)
         return merge(own, base_cfg, path)
 
 

@@ -12,6 +12,7 @@ class PpmCellBelowMinCell(Rule):
     """## What it does
     Computes the cell size of every pyramid-pooling scale, F·s / k px for scale k on the feature map F at
     stride s, and fires when a cell is smaller than `min-cell` (120 px by default; `[tool.atrous-advisor]`).
+    Scale 1 (global pooling) is exempt: its cell is the whole crop.
 
     ## Why is this bad
     Adaptive pooling is relative to the crop, objects are not. At a small crop the finest bins summarise
@@ -39,7 +40,8 @@ class PpmCellBelowMinCell(Rule):
         if found is None:
             return
         analysis, fix = found
-        small = [c for c in analysis.cells if c.below_min_cell]
+        # Scale 1 pools the whole crop: no other setting makes its cell larger, so it is never reported.
+        small = [c for c in analysis.cells if c.below_min_cell and c.scale != 1]
         if not small:
             return
         cells = ", ".join(f"scale {c.scale}: {min(c.cell_pixels):.0f} px" for c in small)

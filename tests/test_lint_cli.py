@@ -1,0 +1,217 @@
+"""`atrous-advisor lint` and `rule` end to end: output formats, exit codes, errors that name the file while
+the other files are still linted, noqa, --fix/--diff on copies of the fixture trees, changed bases."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from atrous_advisor.configs.rules import RULES
+
+FIXTURES = Path(__file__).parent / "fixtures" / "configs"
+REPO = Path(__file__).parent.parent
+ADE512 = "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py"
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """A writable copy of the fixture trees; the working directory is its root."""
+    root = tmp_path / "configs"
+    shutil.copytree(FIXTURES, root)
+    monkeypatch.chdir(root)
+    return root
+
+
+def test_text_output_points_into_the_base_and_exits_1(run_cli, tree):
+    result = run_cli("lint", ADE512)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("mmseg1x/_base_/models/deeplabv3_r50-d8.py:30:19: AA101 [*] ASPP rates (12, 24, 36)")
+    assert lines[0].endswith(f"(in {ADE512})")
+    # The r101 config inherits the named r50 config, so it is linted too: the same base line, its own crop.
+    assert lines[1].endswith("(in mmseg1x/deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py)")
+    assert lines[-1] == "Found 2 problems in 2 of 2 configs (2 fixable with --fix)."
+
+
+def test_clean_config_exits_0(run_cli, tree):
+    result = run_cli("lint", "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-640x640.py")
+    assert result.exit_code == 0, result.stdout
+    assert result.stdout.strip() == "All checks passed (1 config)."
+
+
+def test_json_contract(run_cli, tree):
+    result = run_cli("lint", "--format", "json", ADE512, "mmseg1x/unet/deeplabv3_unet-s5-d16_4xb4-40k_hrf-256x256.py",
+                     "mmseg1x/pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py", "broken/syntax_error.py")
+    assert result.exit_code == 2
+    report = json.loads(result.stdout)
+    assert set(report) == {"configs", "errors"}
+    by_path = {c["path"]: c for c in report["configs"]}
+    ade = by_path[ADE512]
+    assert set(ade) == {"path", "crop", "output_stride", "aspp_rates", "pool_scales", "diagnostics"}
+    assert (ade["crop"], ade["output_stride"], ade["aspp_rates"], ade["pool_scales"]) == ([512, 512], 8, [12, 24, 36], None)
+    (diag,) = ade["diagnostics"]
+    assert diag == {**diag, "code": "AA101", "path": "mmseg1x/_base_/models/deeplabv3_r50-d8.py", "line": 30, "col": 19}
+    assert set(diag) == {"code", "path", "line", "col", "message"}
+    assert by_path["mmseg1x/unet/deeplabv3_unet-s5-d16_4xb4-40k_hrf-256x256.py"]["output_stride"] == 1
+    assert by_path["mmseg1x/pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py"]["pool_scales"] == [1, 2, 3, 6]
+    (error,) = report["errors"]
+    assert error["path"] == "broken/syntax_error.py" and "syntax error" in error["message"]
+
+
+def test_github_annotations(run_cli, tree):
+    result = run_cli("lint", "--format", "github", FIXTURES_AA301 := "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-256x256.py")
+    assert result.exit_code == 1
+    assert f"::error file={FIXTURES_AA301},line=5,col=13,title=AA301::AA301 crop_size = (256, 256)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("syntax_error.py", "syntax error"),
+        ("missing_base.py", "not found"),
+        ("cyclic_a.py", "cyclic _base_"),
+        ("bad_detectron2.yaml", "unreadable YAML"),
+    ],
+)
+def test_unlintable_file_exits_2_names_it_and_others_are_still_linted(run_cli, tree, name, message):
+    result = run_cli("lint", f"broken/{name}", ADE512)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: broken/{name}:") and message in result.stderr
+    assert "AA101" in result.stdout  # the good config was linted all the same
+    assert "could not be linted" in result.stdout
+
+
+def test_missing_path_and_bad_format_exit_2(run_cli, tree):
+    assert run_cli("lint", "nope.py").exit_code == 2
+    bad = run_cli("lint", "--format", "xml", ADE512)
+    assert bad.exit_code == 2 and "--format" in bad.stderr
+
+
+def test_noqa_suppresses_all_or_the_named_codes(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    body = "crop_size = (256, 256)\ntrain_dataloader = dict(dataset=dict(pipeline=[dict(type='RandomCrop', crop_size=crop_size)]))\n"
+    head = "model = dict(backbone=dict(type='ResNetV1c', strides=(1, 2, 1, 1)), decode_head=dict(type='ASPPHead', in_index=3, dilations=(1, 12, 24, 36))){}\n"
+    cases = {"": {"AA101", "AA102"}, "  # atrous-advisor: noqa": set(), "  # atrous-advisor: noqa: AA102": {"AA101"},
+             "  # atrous-advisor: noqa: AA101, AA102": set(), "  # atrous-advisor: noqa: AA301": {"AA101", "AA102"}}
+    for i, (comment, expected) in enumerate(cases.items()):
+        path = tmp_path / f"cfg{i}.py"
+        path.write_text(body + head.format(comment))
+        report = json.loads(run_cli("lint", "--json", str(path)).stdout)
+        assert {d["code"] for d in report["configs"][0]["diagnostics"]} == expected, comment
+
+
+def test_fix_writes_the_leaf_never_the_base_and_relints_clean(run_cli, tree):
+    base = tree / "mmseg1x/_base_/models/deeplabv3_r50-d8.py"
+    base_before = base.read_text()
+    leaf = tree / ADE512
+    result = run_cli("lint", "--fix", ADE512)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "All checks passed" in result.stdout
+    assert base.read_text() == base_before
+    assert "    decode_head=dict(num_classes=150, dilations=(1, 10, 20, 30)),\n" in leaf.read_text()
+    assert run_cli("lint", ADE512).exit_code == 0  # idempotent: nothing left to fix
+
+
+def test_fix_appends_an_override_when_the_leaf_has_no_model(run_cli, tree):
+    leaf = tree / "mmseg1x/pspnet/pspnet_r50-d8_4xb4-20k_tiny-40x40.py"
+    leaf.write_text(leaf.read_text().replace("model = dict(data_preprocessor=data_preprocessor)\n", "# keep this comment\n"))
+    before = leaf.read_text()
+    assert run_cli("lint", "--fix", str(leaf)).exit_code == 0
+    after = leaf.read_text()
+    assert after == before + "model = dict(decode_head=dict(pool_scales=(1,)))\n"
+
+
+def test_fix_detectron2_and_smp(run_cli, tree):
+    os8 = tree / "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os8_mg124_poly_90k_bs16.yaml"
+    run_cli("lint", "--fix", "--select", "AA302", str(os8))
+    assert yaml.safe_load(os8.read_text())["MODEL"]["SEM_SEG_HEAD"] == {"ASPP_DILATIONS": [12, 24, 36], "COMMON_STRIDE": 8}
+    smp = tree / "smp/deeplabv3_resnet34/config.json"
+    assert run_cli("lint", "--fix", "--crop", "512", str(smp)).exit_code == 0
+    assert json.loads(smp.read_text())["decoder_atrous_rates"] == [10, 20, 30]
+
+
+def test_unsafe_fix_needs_the_flag(run_cli, tree):
+    leaf = tree / "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py"
+    before = leaf.read_text()
+    safe = run_cli("lint", "--fix", str(leaf))
+    assert safe.exit_code == 1 and leaf.read_text() == before and "--unsafe-fixes" in safe.stderr
+    unsafe = run_cli("lint", "--fix", "--unsafe-fixes", str(leaf))
+    assert unsafe.exit_code == 0, unsafe.stdout
+    assert "model = dict(data_preprocessor=data_preprocessor, decode_head=dict(dilations=(1, (10, 21), (20, 42), (30, 63))))" in leaf.read_text()
+
+
+def test_diff_previews_without_writing(run_cli, tree):
+    leaf = tree / ADE512
+    before = leaf.read_text()
+    result = run_cli("lint", "--diff", ADE512)
+    assert result.exit_code == 1
+    assert leaf.read_text() == before
+    assert f"+++ b/{ADE512}" in result.stdout
+    assert "+    decode_head=dict(num_classes=150, dilations=(1, 10, 20, 30))," in result.stdout
+
+
+def test_changed_base_lints_the_configs_that_inherit_it(run_cli, tree):
+    result = run_cli("lint", "--json", "mmseg1x/_base_/datasets/ade20k.py")
+    paths = {c["path"] for c in json.loads(result.stdout)["configs"]}
+    assert ADE512 in paths
+    assert "mmseg1x/deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py" in paths  # through the r50 leaf
+    assert "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py" not in paths
+    assert not any("_base_" in p for p in paths)
+    # Configs found that way are reported but not rewritten: the user named only the base.
+    leaf_before = (tree / ADE512).read_text()
+    fixed = run_cli("lint", "--fix", "mmseg1x/_base_/datasets/ade20k.py")
+    assert (tree / ADE512).read_text() == leaf_before and "name it to fix it" in fixed.stderr
+
+
+def test_a_directory_is_walked_without_its_base_folders(run_cli, tree):
+    report = json.loads(run_cli("lint", "--json", "mmseg0x").stdout)
+    assert sorted(c["path"] for c in report["configs"]) == [
+        "mmseg0x/deeplabv3/deeplabv3_r50-d8_512x512_20k_voc12aug.py",
+        "mmseg0x/deeplabv3/deeplabv3_r50-d8_64x64_40k_drive.py",
+        "mmseg0x/pspnet/pspnet_r50-d8_512x512_20k_voc12aug.py",
+    ]
+
+
+def test_pyproject_settings_are_read(run_cli, tree):
+    (tree / "pyproject.toml").write_text('[tool.atrous-advisor]\ncrop = "608x608"\nignore = ["AA2"]\n')
+    report = json.loads(run_cli("lint", "--json", "smp").stdout)
+    assert {c["path"]: c["diagnostics"] for c in report["configs"]} == {
+        "smp/deeplabv3_resnet34/config.json": [],  # r* = 12 at 608
+        "smp/pspnet_resnet34/config.json": [],  # AA201 ignored
+    }
+
+
+def test_rule_command(run_cli):
+    listing = run_cli("rule")
+    assert listing.exit_code == 0 and [line.split()[0] for line in listing.stdout.splitlines()] == list(RULES)
+    doc = run_cli("rule", "aa301")
+    assert doc.exit_code == 0 and doc.stdout.startswith("# believed-crop-differs (AA301)") and "## Why is this bad" in doc.stdout
+    assert run_cli("rule", "AA999").exit_code == 2
+
+
+def test_lint_never_imports_torch(tmp_path):
+    """`python -X importtime` lists every module imported; torch must not be among them."""
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "atrous_advisor", "lint", str(FIXTURES / ADE512)],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert "atrous_advisor" in imported and "yaml" in imported
+    assert not imported & {"torch", "torchvision", "mmengine", "numpy", "segmentation_models_pytorch"}
+
+
+def test_pre_commit_hook_definition():
+    (hook,) = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "atrous-advisor" and hook["language"] == "python"
+    assert hook["entry"] == "atrous-advisor lint" and hook["require_serial"] is True
+    pattern = __import__("re").compile(hook["files"])
+    assert pattern.search("configs/deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py")
+    assert pattern.search("configs/_base_/datasets/cityscapes.py")
+    assert not pattern.search("mmseg/models/decode_heads/aspp_head.py")
