@@ -171,7 +171,7 @@ def test_measure_star_finds_the_outermost_blobs_on_a_synthetic_star():
             for dx in (-1, 0, 1):
                 if dy or dx:
                     blobs.append((centre[0] + dy * oy, centre[1] + dx * ox))
-    erf = _blob_map((100, 120), blobs, heights=[5.0] + [0.2] * (len(blobs) - 1))  # centre 25× brighter
+    erf = _blob_map((100, 120), blobs, heights=[5.0] + [0.4] * (len(blobs) - 1))  # centre 12.5× brighter
     measured = measure_star(erf, centre, stride=(2, 2))
     assert measured.span[0] == pytest.approx(42.0, abs=0.3)
     assert measured.span[1] == pytest.approx(54.0, abs=0.3)

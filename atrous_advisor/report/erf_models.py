@@ -73,6 +73,7 @@ class ErfReport(Result):
     images_per_second: float
     output_size: IntPair
     centre: FloatPair  # the centre output pixel in input coordinates (y, x)
+    star_centre: Optional[FloatPair]  # where the head's centre tap reads for it (bilinear upsampling convention)
     aspp: Optional[AsppSite]
     # The model as built; the same keys as ``ErfMeasurement`` ("current"), flat for scripts.
     predicted_span: Optional[IntPair]

@@ -39,10 +39,10 @@ if TYPE_CHECKING:  # pragma: no cover
 IntPair = tuple[int, int]
 FloatPair = tuple[float, float]
 
-DEFAULT_PEAK_HEIGHT = 0.02
+DEFAULT_PEAK_HEIGHT = 0.05
 """A blob counts as a star tap when its peak reaches this fraction of the profile's maximum…"""
 
-DEFAULT_PEAK_PROMINENCE = 0.1
+DEFAULT_PEAK_PROMINENCE = 0.05
 """…and stands out from its surroundings by this fraction of its own height."""
 
 
@@ -297,6 +297,20 @@ class StarPrediction:
         return taps
 
 
+def star_centre(centre_output: IntPair, output_size: IntPair, input_size: IntPair, stride: Sequence[int]) -> FloatPair:
+    """Where the head's centre feature reads, for the centre output pixel, in input pixel coordinates.
+
+    Head features of stride s sit at input i·s (conv backbones with 'same' padding). An output at the input's
+    resolution was upsampled from them bilinearly without corner alignment (torchvision, smp, mmseg): output
+    pixel i interpolates the features around (i + 0.5)/s − 0.5, i.e. input position i + (1 − s)/2. A coarser
+    output pixel i is the feature at i·(L/size).
+    """
+    position = []
+    for i, o, L, s in zip(centre_output, output_size, input_size, stride):
+        position.append(float(i) + (1 - int(s)) / 2 if o == L else float(i * L / o))
+    return (position[0], position[1])
+
+
 def predict_star(rates: Sequence[Sequence[int]], stride: Sequence[int], centre: Sequence[float]) -> StarPrediction:
     if not rates:
         raise InputError("an ASPP star needs at least one dilated branch")
@@ -317,13 +331,21 @@ class AxisPeaks:
 
     positions: tuple[float, ...]
     heights: tuple[float, ...]
+    centre: float  # the centre of the star along this axis
+    tolerance: float  # a blob closer than this to the centre is the centre blob
 
     @property
     def span(self) -> Optional[float]:
-        """Distance between the outermost maxima, or None with fewer than two."""
-        if len(self.positions) < 2:
+        """Distance between the outermost maxima — None unless there is a blob on each side of the centre.
+
+        (One side alone is not a span: the other side's outer blob was too faint to be told from its
+        neighbour or from noise; ``positions`` still lists what was found.)
+        """
+        before = [p for p in self.positions if p < self.centre - self.tolerance]
+        after = [p for p in self.positions if p > self.centre + self.tolerance]
+        if not before or not after:
             return None
-        return max(self.positions) - min(self.positions)
+        return max(after) - min(before)
 
 
 @dataclass(frozen=True)
@@ -348,12 +370,14 @@ def _refine(profile: np.ndarray, index: int) -> float:
     return float(index)
 
 
-def _profile_peaks(profile: np.ndarray, min_distance: int, rel_height: float, rel_prominence: float) -> AxisPeaks:
+def _profile_peaks(
+    profile: np.ndarray, centre: float, min_distance: int, rel_height: float, rel_prominence: float
+) -> AxisPeaks:
     from scipy.signal import find_peaks
 
     top = float(profile.max()) if profile.size else 0.0
     if top <= 0:
-        return AxisPeaks((), ())
+        return AxisPeaks((), (), centre, float(min_distance))
     peaks, props = find_peaks(profile, height=rel_height * top, prominence=0.0, distance=max(1, min_distance))
     # A blob stands out from what surrounds it; a shoulder of a brighter blob, a ripple on a plateau (e.g. the
     # uniform floor of an image-pooling branch) or noise on a broad field does not.
@@ -362,6 +386,8 @@ def _profile_peaks(profile: np.ndarray, min_distance: int, rel_height: float, re
     return AxisPeaks(
         positions=tuple(float(_refine(profile, int(i))) for i in peaks),
         heights=tuple(float(profile[i]) for i in peaks),
+        centre=centre,
+        tolerance=float(min_distance),
     )
 
 
@@ -376,8 +402,9 @@ def measure_star(
 
     The map is first smoothed with a Gaussian of σ = s/2 px (one blob per feature position: with a bilinear
     upsampling head a tap shows as two overlapping copies s px apart). A profile takes, at every position
-    along the axis, the maximum over a band of ±s px around the centre line, so a blob whose centre is a few
-    pixels off the centre line is still seen at full height. Maxima must be at least s px apart, reach
+    along the axis, the mean over a band of ±s px around the centre line (blobs are at least 2s wide, so one
+    a few pixels off the centre line still counts; the mean averages the pixel noise of a short
+    accumulation). Maxima must be at least s px apart, reach
     ``rel_height`` of the profile's maximum, and rise above their surroundings by ``rel_prominence`` of their
     own height (scipy's prominence).
     """
@@ -391,11 +418,11 @@ def measure_star(
     H, W = smooth.shape
     cy = int(round(min(max(centre[0], 0), H - 1)))
     cx = int(round(min(max(centre[1], 0), W - 1)))
-    row_profile = smooth[max(0, cy - sh) : cy + sh + 1, :].max(axis=0)  # along x
-    col_profile = smooth[:, max(0, cx - sw) : cx + sw + 1].max(axis=1)  # along y
+    row_profile = smooth[max(0, cy - sh) : cy + sh + 1, :].mean(axis=0)  # along x
+    col_profile = smooth[:, max(0, cx - sw) : cx + sw + 1].mean(axis=1)  # along y
     return StarMeasurement(
-        rows=_profile_peaks(col_profile, sh, rel_height, rel_prominence),
-        cols=_profile_peaks(row_profile, sw, rel_height, rel_prominence),
+        rows=_profile_peaks(col_profile, float(centre[0]), sh, rel_height, rel_prominence),
+        cols=_profile_peaks(row_profile, float(centre[1]), sw, rel_height, rel_prominence),
         band=(sh, sw),
         smoothing=sigma[0] if sigma[0] == sigma[1] else float(min(sigma)),
     )
@@ -670,7 +697,7 @@ def _measurement(
 ):
     from atrous_advisor.report.erf_models import Blobs, ErfMeasurement, Gaussian
 
-    measured = measure_star(acc.erf, acc.centre_input, stride)
+    measured = measure_star(acc.erf, star.centre if star is not None else acc.centre_input, stride)
     extent = nonzero_extent(acc.erf, extent_threshold)
     fit = fit_gaussian(acc.erf, acc.centre_input)
     predicted = star.span if star is not None else None
@@ -699,6 +726,10 @@ def _measurement(
         npy=str(npy),
     )
     return result, measured
+
+
+def _star_centre_of(acc: ErfAccumulation, stride: Sequence[int]) -> FloatPair:
+    return star_centre(acc.centre_output, acc.output_size, acc.erf.shape, stride)
 
 
 def _as_list(notes) -> list[str]:
@@ -809,11 +840,12 @@ def run_erf(
 
     acc = measure(model, "current")
     stride = tuple(head.stride) if head is not None else (1, 1)
-    star = predict_star(head.rates, head.stride, acc.centre_input) if head is not None else None
+    star = predict_star(head.rates, head.stride, _star_centre_of(acc, head.stride)) if head is not None else None
     paths["png"].parent.mkdir(parents=True, exist_ok=True)
     _atomic_save_npy(paths["current"], acc.erf.astype(np.float32))
     current, current_peaks = _measurement("current", acc, star, stride, paths["current"], extent_threshold)
-    panels = [ErfPanel(acc.erf, f"{loaded.name} — current rates" if compare else loaded.name, acc.centre_input,
+    panels = [ErfPanel(acc.erf, f"{loaded.name} — current rates" if compare else loaded.name,
+                       star.centre if star is not None else acc.centre_input,
                        star, current_peaks, _panel_notes(current))]
     suggested = None
     seconds, total_images = acc.seconds, acc.images
@@ -821,10 +853,10 @@ def run_erf(
         del model  # the current variant is measured; free it before the copy runs
         acc_s = measure(suggested_model, "suggested")
         seconds, total_images = seconds + acc_s.seconds, total_images + acc_s.images
-        star_s = predict_star(suggested_rates, head.stride, acc_s.centre_input)
+        star_s = predict_star(suggested_rates, head.stride, _star_centre_of(acc_s, head.stride))
         _atomic_save_npy(paths["suggested"], acc_s.erf.astype(np.float32))
         suggested, peaks_s = _measurement("suggested", acc_s, star_s, stride, paths["suggested"], extent_threshold)
-        panels.append(ErfPanel(acc_s.erf, f"{loaded.name} — suggested rates", acc_s.centre_input, star_s, peaks_s,
+        panels.append(ErfPanel(acc_s.erf, f"{loaded.name} — suggested rates", star_s.centre, star_s, peaks_s,
                                _panel_notes(suggested)))
         panels[0].title += f" {tuple(r[0] if r[0] == r[1] else r for r in head.rates)}"
         panels[1].title += f" {tuple(r[0] if r[0] == r[1] else r for r in suggested_rates)}"
@@ -846,6 +878,7 @@ def run_erf(
         images_per_second=total_images / seconds if seconds > 0 else 0.0,
         output_size=acc.output_size,
         centre=acc.centre_input,
+        star_centre=star.centre if star is not None else None,
         aspp=AsppSite(name=head.name, rates=[tuple(r) for r in head.rates], stride=tuple(head.stride),
                       feature_map=tuple(head.feature_map)) if head is not None else None,
         predicted_span=current.predicted_span,
