@@ -480,9 +480,10 @@ def merge(child: dict[str, V], base: dict[str, V], path: Path) -> dict[str, V]:
     """mmengine's ``_merge_a_into_b``: dicts merge recursively unless ``_delete_=True``; other values replace."""
     out = dict(base)
     for key, value in child.items():
-        if isinstance(value.value, dict):
+        if isinstance(value.value, dict) and key in out:
+            # Like mmengine, `_delete_` is consumed only where there is a base value to delete.
             entries = {k: v for k, v in value.value.items() if k != DELETE_KEY}
-            if key in out and not _delete_flag(value):
+            if not _delete_flag(value):
                 if not isinstance(out[key].value, dict):
                     raise ConfigError(
                         f"{value.loc.at()}: `{key}` is a dict here but not in the base; set `_delete_=True` "

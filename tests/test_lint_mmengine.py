@@ -1,0 +1,91 @@
+"""Agreement with mmengine: the static reader resolves the fixture trees exactly as
+``mmengine.config.Config.fromfile`` does (which runs them), and so finds the same crop, dilations and scales.
+Skipped where mmengine is not installed; never imported by atrous-advisor itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from atrous_advisor.configs.engine import lint_paths, walk
+from atrous_advisor.configs.mmseg import MMSegLoader
+from atrous_advisor.configs.settings import Settings
+from atrous_advisor.configs.values import plain
+
+Config = pytest.importorskip("mmengine.config").Config
+
+FIXTURES = Path(__file__).parent / "fixtures" / "configs"
+# The env-crop config reads os.environ: mmengine would run it, we report AA001 instead.
+LEAVES = [p for tree in ("mmseg1x", "mmseg0x") for p in walk(FIXTURES / tree) if "env-crop" not in p.name]
+
+
+def _train_datasets(cfg: dict) -> list[dict]:
+    root = cfg["train_dataloader"]["dataset"] if "train_dataloader" in cfg else cfg["data"]["train"]
+    stack, out = [root], []
+    while stack:
+        ds = stack.pop(0)
+        if ds.get("type") == "ConcatDataset":
+            stack.extend(ds["datasets"])
+        elif "dataset" in ds:
+            stack.append(ds["dataset"])
+        else:
+            out.append(ds)
+    return out
+
+
+def _mmengine_geometry(cfg: dict):
+    crops = [step["crop_size"] for ds in _train_datasets(cfg) for step in ds["pipeline"] if step["type"] == "RandomCrop"]
+    head = cfg["model"]["decode_head"]
+    dilations = head.get("dilations")
+    return tuple(crops[0]), (tuple(d for d in dilations if d != 1) if dilations else None), head.get("pool_scales")
+
+
+@pytest.mark.parametrize("leaf", LEAVES, ids=lambda p: p.name)
+def test_static_resolution_equals_mmengine(leaf):
+    theirs = Config.fromfile(str(leaf)).to_dict()
+    assert plain(MMSegLoader().load(leaf)) == theirs
+    crop, rates, scales = _mmengine_geometry(theirs)
+    (result,) = [r for r in lint_paths([leaf], Settings()).results if r.path == leaf]
+    facts = result.facts
+    assert facts.crop == crop
+    assert (facts.aspp.rates if facts.aspp else None) == rates
+    assert (facts.ppm.scales if facts.ppm else None) == scales
+
+
+# Random base/child pairs: literals, nested dicts, _delete_ — merged by both loaders.
+_keys = st.sampled_from(["a", "b", "c", "type", "crop_size"])
+_scalars = st.one_of(st.integers(-5, 5), st.sampled_from(["x", "y"]), st.none(), st.booleans())
+_values = st.recursive(
+    st.one_of(_scalars, st.tuples(st.integers(1, 9), st.integers(1, 9))),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_keys, inner, max_size=3)),
+    max_leaves=8,
+)
+_top = st.dictionaries(st.sampled_from(["model", "data", "crop_size", "norm"]), _values, min_size=1, max_size=3)
+
+
+def _with_delete(child: dict, flags: list) -> dict:
+    out = {}
+    for i, (k, v) in enumerate(child.items()):
+        if isinstance(v, dict) and flags and flags[i % len(flags)]:
+            v = {"_delete_": True, **v}
+        out[k] = v
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(base=_top, child=_top, flags=st.lists(st.booleans(), max_size=3))
+def test_merge_semantics_match_mmengine(tmp_path_factory, base, child, flags):
+    folder = tmp_path_factory.mktemp("merge")
+    (folder / "base.py").write_text("".join(f"{k} = {v!r}\n" for k, v in base.items()))
+    child = _with_delete(child, flags)
+    (folder / "child.py").write_text("_base_ = './base.py'\n" + "".join(f"{k} = {v!r}\n" for k, v in child.items()))
+    try:
+        theirs = Config.fromfile(str(folder / "child.py")).to_dict()
+    except TypeError:  # mmengine refuses a dict over a non-dict without _delete_; so must we
+        with pytest.raises(Exception, match="_delete_"):
+            MMSegLoader().load(folder / "child.py")
+        return
+    assert plain(MMSegLoader().load(folder / "child.py")) == theirs
