@@ -59,7 +59,7 @@ def apply_rates(model: nn.Module, head: "HeadSite", rates: Sequence[Union[int, I
     pairs = [_as_pair(r) for r in rates]
     if len(pairs) != len(head.branch_modules):
         raise InputError(
-            f"head {head.name!r} has {len(head.branch_modules)} dilated branches but {len(pairs)} rates were given"
+            f"head {head.name!r} has {len(head.branch_modules)} dilated branch(es) but {len(pairs)} rates were given"
         )
     edits = []
     for name, (rh, rw) in zip(head.branch_modules, pairs):

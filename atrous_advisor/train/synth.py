@@ -38,16 +38,16 @@ class SynthSpec:
 
     @property
     def object_side(self) -> int:
-        return max(4, self.size // 8)
+        return max(4, self.size // 6)
 
     @property
     def cue_side(self) -> int:
-        return max(2, self.size // 16)
+        return max(2, self.size // 10)
 
     @property
     def cue_distance(self) -> tuple[float, float]:
         """Centre-to-centre distance (px) between an object and its cue."""
-        return (0.25 * self.size, 0.4 * self.size)
+        return (0.2 * self.size, 0.35 * self.size)
 
     @property
     def objects_per_image(self) -> tuple[int, int]:

@@ -1,0 +1,639 @@
+"""``validate``: fine-tune a model under its current head configuration and the suggested one, side by side.
+
+The plan: find the model's ASPP/PPM heads (``atrous_advisor.graph``), derive variants (current, suggested,
+a sweep of base rates, user-given PPM scales), and for each variant and seed build the model afresh under
+the same seed, load ``--weights``, change the head by surgery, fine-tune and evaluate. Every finished run is
+written to ``OUT/runs/`` at once (write to a temporary file, then ``os.replace``) and the report files are
+rebuilt from those records, so an interrupted job loses at most the run in progress — and not even that
+since the last periodic checkpoint. Rerunning the same command skips what is finished.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import hashlib
+import io
+import json
+import os
+import platform
+import statistics
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+import torch
+
+from atrous_advisor.errors import AdvisorError, InputError, ModelLoadError
+from atrous_advisor.geometry import DEFAULT_BRANCHES, suggest_scales, suggested_rates
+from atrous_advisor.report.validate_models import HeadVariant, RunResult, ValidateReport, VariantResult
+from atrous_advisor.train import loop
+from atrous_advisor.train.data import SegmentationDataset, check_labels, discover, infer_num_classes
+from atrous_advisor.train.surgery import apply_rates, apply_scales
+
+IntPair = tuple[int, int]
+
+
+# ---------------------------------------------------------------------------------------------- variants
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    heads: tuple[HeadVariant, ...]
+    also: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple:
+        return tuple((h.head, tuple(h.rates or ()), tuple(h.scales or ())) for h in self.heads)
+
+
+def parse_sweep(text: str) -> list[int]:
+    """``8:16`` (inclusive), ``8:16:2`` (with a step) or ``6,9,12``: base rates to try."""
+    raw = text.strip()
+    try:
+        if ":" in raw:
+            parts = [int(p) for p in raw.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1
+            if step < 1 or stop < start:
+                raise ValueError
+            values = list(range(start, stop + 1, step))
+        else:
+            values = [int(p) for p in raw.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise InputError(f"--sweep {text!r}: expected START:STOP[:STEP] such as 8:16, or a list such as 6,9,12") from None
+    if not values or min(values) < 1:
+        raise InputError(f"--sweep {text!r}: base rates must be positive integers")
+    return values
+
+
+def _stride(head) -> IntPair:
+    return (max(1, round(head.stride[0])), max(1, round(head.stride[1])))
+
+
+def _capped_scales(scales: Sequence[int], crop: IntPair, fmap: IntPair) -> list[int]:
+    """``suggest_scales`` keeps a set of distinct scales; the weights fix the number of branches, so each
+    branch keeps its scale capped at the largest suggested one (duplicates allowed)."""
+    cap = max(suggest_scales(scales, crop, fmap=tuple(fmap)))
+    return [min(int(s), cap) for s in scales]
+
+
+def plan_variants(heads: Sequence, crop: IntPair, sweep: Sequence[int] = (), scale_sets: Sequence[Sequence[int]] = ()) -> tuple[list[Variant], list[str]]:
+    """Variants to train, identical configurations merged (their other names kept in ``also``), and notes."""
+    aspp = [h for h in heads if h.kind == "aspp"]
+    ppm = [h for h in heads if h.kind == "ppm"]
+    if not aspp and not ppm:
+        found = ", ".join(f"{h.kind} {h.name}" for h in heads) or "no head at all"
+        raise ModelLoadError(f"no ASPP or PPM head found in the model ({found}): validate has nothing to vary")
+    notes: list[str] = []
+    candidates: list[Variant] = []
+    if aspp:
+        if scale_sets:
+            raise InputError("--scales applies to PPM heads; this model's heads are ASPP (use --sweep)")
+
+        def rates_variant(name: str, rates_of: Callable) -> Variant:
+            return Variant(name, tuple(HeadVariant(head=h.name, kind="aspp", rates=[tuple(r) for r in rates_of(h)]) for h in aspp))
+
+        candidates.append(rates_variant("current", lambda h: h.rates))
+        candidates.append(rates_variant("suggested", lambda h: suggested_rates(crop, _stride(h), branches=len(h.rates) or DEFAULT_BRANCHES)))
+        for base in sweep:
+            candidates.append(rates_variant(f"rate-{base}", lambda h, b=base: [(k * b, k * b) for k in range(1, len(h.rates) + 1)]))
+        if ppm:
+            notes.append(f"PPM head(s) {', '.join(h.name for h in ppm)} left as built: variants change the ASPP rates")
+    else:
+        if sweep:
+            raise InputError("--sweep applies to ASPP heads; this model's heads are PPM (use --scales)")
+
+        def scales_variant(name: str, scales_of: Callable) -> Variant:
+            return Variant(name, tuple(HeadVariant(head=h.name, kind="ppm", scales=list(scales_of(h))) for h in ppm))
+
+        candidates.append(scales_variant("current", lambda h: h.scales))
+        candidates.append(scales_variant("suggested", lambda h: _capped_scales(h.scales, crop, h.feature_map)))
+        for scales in scale_sets:
+            for h in ppm:
+                if len(scales) != len(h.scales):
+                    raise InputError(
+                        f"--scales {','.join(map(str, scales))}: head {h.name} has {len(h.scales)} pooling branches "
+                        f"({','.join(map(str, h.scales))}); give {len(h.scales)} scales (repeats allowed)"
+                    )
+            candidates.append(scales_variant("scales-" + "-".join(map(str, scales)), lambda h, s=scales: s))
+    variants: list[Variant] = []
+    for candidate in candidates:
+        same = next((i for i, v in enumerate(variants) if v.key == candidate.key), None)
+        if same is None:
+            variants.append(candidate)
+        else:
+            variants[same] = replace(variants[same], also=variants[same].also + (candidate.name,))
+            notes.append(f"{candidate.name} is the same configuration as {variants[same].name}: trained once")
+    return variants, notes
+
+
+def apply_variant(model: torch.nn.Module, heads: Sequence, variant: Variant) -> None:
+    by_name = {h.name: h for h in heads}
+    for setting in variant.heads:
+        head = by_name[setting.head]
+        if setting.kind == "aspp":
+            apply_rates(model, head, setting.rates)
+        else:
+            apply_scales(model, head, setting.scales)
+
+
+# ---------------------------------------------------------------------------------------------- weights
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from ``path``: a bare state dict, or a checkpoint holding one under ``state_dict``/``model``.
+
+    Loaded with ``weights_only=True`` (no arbitrary code runs); a DDP ``module.`` prefix is removed.
+    """
+    if not path.is_file():
+        raise ModelLoadError(f"--weights {path}: no such file")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
+        raise ModelLoadError(
+            f"--weights {path}: cannot be read as tensors only ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+            "save it with torch.save(model.state_dict(), path)"
+        ) from exc
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ModelLoadError(f"--weights {path}: expected a state dict or a checkpoint with a 'state_dict' or 'model' key")
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    own = model.state_dict()
+    wrong_shape = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("with another shape", wrong_shape)):
+        if keys:
+            problems.append(f"{len(keys)} {label} (e.g. {keys[0]})")
+    if problems:
+        raise ModelLoadError(f"--weights {path} does not fit the model: " + "; ".join(problems))
+    model.load_state_dict(state)
+
+
+# ---------------------------------------------------------------------------------------------- request
+
+
+@dataclass(frozen=True)
+class ValidateRequest:
+    model: str
+    data: Path
+    crop: IntPair
+    out: Path
+    kwargs: dict = field(default_factory=dict)
+    weights: Optional[Path] = None
+    sweep: tuple[int, ...] = ()
+    scale_sets: tuple[tuple[int, ...], ...] = ()
+    repeats: int = 1
+    seed: int = 0
+    steps: int = 1000
+    batch_size: int = 8
+    lr: Optional[float] = None  # None: 0.01 for SGD, 1e-4 for AdamW
+    optimizer: str = "sgd"
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 on CUDA, fp32 on CPU
+    channels_last: Optional[bool] = None  # None: on CUDA only
+    num_classes: Optional[int] = None
+    ignore_index: int = 255
+    eval_mode: str = "whole"
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    num_workers: Optional[int] = None  # None: 4 on CUDA, 0 on CPU
+    checkpoint_every: int = 200
+
+    def check(self) -> None:
+        for name in ("steps", "batch_size", "repeats"):
+            if getattr(self, name) < 1:
+                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
+        if self.lr is not None and not self.lr > 0:
+            raise InputError(f"--lr {self.lr}: must be positive")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise InputError(f"--optimizer {self.optimizer!r}: expected sgd or adamw")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise InputError(f"--precision {self.precision!r}: expected auto, bf16 or fp32")
+        if self.eval_mode not in ("whole", "slide"):
+            raise InputError(f"--eval {self.eval_mode!r}: expected whole or slide")
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise InputError(f"--scale-range {low},{high}: expected 0 < low <= high")
+        if self.num_classes is not None and self.num_classes < 1:
+            raise InputError(f"--num-classes {self.num_classes}: must be at least 1")
+
+
+def select_device(requested: str, ctx: loop.Distributed) -> torch.device:
+    """``auto``: CUDA when available, else CPU. Under torchrun each process takes GPU ``LOCAL_RANK``."""
+    name = requested.strip().lower()
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {requested}: CUDA is not available on this machine (torch {torch.__version__})")
+        index = ctx.local_rank if ctx.enabled else (device.index or 0)
+        if index >= torch.cuda.device_count():
+            raise InputError(f"--device {requested}: only {torch.cuda.device_count()} GPU(s) visible")
+        return torch.device("cuda", index)
+    if device.type != "cpu":
+        raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+
+class Reporter(Protocol):
+    def plan(self, run_ids: list[str], steps: int) -> None: ...
+    def skip(self, run_id: str, run: RunResult) -> None: ...
+    def start(self, run_id: str) -> None: ...
+    def step(self, run_id: str, step: int, loss: float) -> None: ...
+    def evaluating(self, run_id: str) -> None: ...
+    def finish(self, run_id: str, run: RunResult) -> None: ...
+
+
+class SilentReporter:
+    def plan(self, run_ids, steps):
+        pass
+
+    def skip(self, run_id, run):
+        pass
+
+    def start(self, run_id):
+        pass
+
+    def step(self, run_id, step, loss):
+        pass
+
+    def evaluating(self, run_id):
+        pass
+
+    def finish(self, run_id, run):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------- output
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def results_csv(report: ValidateReport) -> str:
+    """One row per finished run."""
+    buffer = io.StringIO()
+    classes = [f"iou_{i}" for i in range(report.num_classes)]
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["variant", "rates", "scales", "seed", "steps", "miou", "images_per_second", "train_seconds", *classes])
+    for variant in report.variants:
+        rates = " ".join(f"{h}x{w}" if h != w else str(h) for h, w in variant.rates) if variant.rates else ""
+        scales = " ".join(map(str, variant.scales)) if variant.scales else ""
+        for run in variant.runs:
+            ious = ["" if v is None else f"{v:.6f}" for v in run.per_class_iou]
+            writer.writerow([variant.name, rates, scales, run.seed, run.steps, f"{run.miou:.6f}",
+                             f"{run.images_per_second:.3f}", f"{run.train_seconds:.2f}", *ious])
+    return buffer.getvalue()
+
+
+def plot_png(report: ValidateReport) -> bytes:
+    """mIoU (mean ± std over repeats) against the base rate for ASPP variants, or per scale set for PPM."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    done = [v for v in report.variants if v.miou is not None]
+    fig = Figure(figsize=(6, 4), dpi=120)
+    ax = fig.add_subplot()
+    if done and all(v.base_rate is not None for v in done):
+        ordered = sorted(done, key=lambda v: v.base_rate[0])
+        xs = [v.base_rate[0] for v in ordered]
+        ax.errorbar(xs, [v.miou for v in ordered], yerr=[v.miou_std or 0.0 for v in ordered], marker="o", capsize=3)
+        for x, v in zip(xs, ordered):
+            label = "/".join((v.name, *v.also)) if v.name in ("current", "suggested") or any(a in ("current", "suggested") for a in v.also) else None
+            if label:
+                ax.annotate(label, (x, v.miou), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        ax.set_xlabel("base rate r (branches r, 2r, 3r, …)" + ("" if all(v.base_rate[0] == v.base_rate[1] for v in done) else ", height axis"))
+    else:
+        names = ["/".join((v.name, *v.also)) + (f"\n{','.join(map(str, v.scales))}" if v.scales else "") for v in done]
+        ax.bar(range(len(done)), [v.miou for v in done], yerr=[v.miou_std or 0.0 for v in done], capsize=3)
+        ax.set_xticks(range(len(done)), names, fontsize=8)
+        ax.set_xlabel("variant (pooling scales)")
+    ax.set_ylabel("val mIoU")
+    ax.set_title(f"{Path(report.model).name} at crop {report.crop[0]}x{report.crop[1]}, {report.settings.get('steps')} steps", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def _run_id(variant: Variant, seed: int) -> str:
+    return f"{variant.name}-seed{seed}"
+
+
+def _fingerprint(common: dict, variant: Variant) -> str:
+    text = json.dumps({"common": common, "heads": [h.model_dump() for h in variant.heads]}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _read_run(path: Path) -> Optional[RunResult]:
+    try:
+        return RunResult.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None  # a torn or foreign file: the run is simply redone
+
+
+def _variant_result(variant: Variant, runs: list[RunResult], request: ValidateRequest) -> VariantResult:
+    first_aspp = next((h for h in variant.heads if h.kind == "aspp"), None)
+    first_ppm = next((h for h in variant.heads if h.kind == "ppm"), None)
+    base = None
+    if first_aspp is not None:
+        n = len(first_aspp.rates)
+        base = (max(r[0] for r in first_aspp.rates) / n, max(r[1] for r in first_aspp.rates) / n)
+    mious = [r.miou for r in runs]
+    per_class: list[Optional[float]] = []
+    if runs:
+        for values in zip(*(r.per_class_iou for r in runs)):
+            present = [v for v in values if v is not None]
+            per_class.append(statistics.fmean(present) if present else None)
+    return VariantResult(
+        name=variant.name,
+        rates=first_aspp.rates if first_aspp else None,
+        scales=first_ppm.scales if first_ppm else None,
+        base_rate=base,
+        heads=list(variant.heads),
+        also=list(variant.also),
+        miou=statistics.fmean(mious) if mious else None,
+        miou_std=statistics.stdev(mious) if len(mious) > 1 else None,
+        per_class_iou=per_class,
+        seed=request.seed,
+        seeds=[r.seed for r in runs],
+        steps=request.steps,
+        images_per_second=statistics.fmean(r.images_per_second for r in runs) if runs else None,
+        complete=len(runs) == request.repeats,
+        runs=runs,
+    )
+
+
+class _Job:
+    """Everything resolved once: data, heads, variants, device, settings; then runs one (variant, seed) at a time."""
+
+    def __init__(self, request: ValidateRequest, reporter: Reporter) -> None:
+        from atrous_advisor.graph.heads import find_heads
+        from atrous_advisor.graph.loading import load_model, primary_output
+
+        request.check()
+        self.request, self.reporter = request, reporter
+        self.ctx = loop.distributed_from_env()
+        self.device = select_device(request.device, self.ctx)
+        loop.init_distributed(self.ctx, self.device)
+        self.notes: list[str] = []
+
+        self.train_files = discover(request.data, "train")
+        self.val_files = discover(request.data, "val")
+        if request.num_classes is None:
+            self.num_classes = infer_num_classes([self.train_files, self.val_files], request.ignore_index)
+            self.notes.append(f"{self.num_classes} classes inferred from the masks (largest label + 1); set --num-classes to override")
+        else:
+            self.num_classes = request.num_classes
+            check_labels(self.train_files.samples + self.val_files.samples, self.num_classes, request.ignore_index)
+
+        # Heads and the class count are read from a meta-device build: nothing allocated, nothing run.
+        described = load_model(request.model, request.kwargs, device="meta")
+        self.heads = find_heads(described.model, request.crop)
+        self.variants, notes = plan_variants(self.heads, request.crop, request.sweep, request.scale_sets)
+        self.notes += notes
+        with torch.no_grad():
+            meta_input = torch.zeros(1, 3, *request.crop, device=described.device)
+            try:
+                channels = primary_output(described.model(meta_input)).shape[1]
+            except Exception:  # noqa: BLE001 - the meta forward is only a pre-check; the real run will tell
+                channels = None
+        if channels is not None and channels < self.num_classes:
+            raise InputError(
+                f"the model predicts {channels} classes but the data has {self.num_classes}: "
+                f"pass --kwargs '{{\"num_classes\": {self.num_classes}}}' (or your model's own argument)"
+            )
+        self._load_model = load_model
+        self.weights = read_weights(request.weights) if request.weights else None
+
+        cuda = self.device.type == "cuda"
+        precision = request.precision if request.precision != "auto" else ("bf16" if cuda else "fp32")
+        self.settings = loop.TrainSettings(
+            steps=request.steps, batch_size=request.batch_size,
+            lr=request.lr if request.lr is not None else (0.01 if request.optimizer == "sgd" else 1e-4),
+            optimizer=request.optimizer, precision=precision,
+            channels_last=cuda if request.channels_last is None else request.channels_last,
+            eval_mode=request.eval_mode, crop=request.crop, num_classes=self.num_classes,
+            ignore_index=request.ignore_index,
+            num_workers=request.num_workers if request.num_workers is not None else (4 if cuda else 0),
+            checkpoint_every=request.checkpoint_every,
+        )
+        self.common = self._common_settings()
+        self.train_set = SegmentationDataset(self.train_files.samples, request.crop, train=True,
+                                             ignore_index=request.ignore_index, scale_range=request.scale_range)
+        self.val_set = SegmentationDataset(self.val_files.samples, request.crop, train=False, ignore_index=request.ignore_index)
+
+    def _common_settings(self) -> dict[str, Any]:
+        """What makes two runs comparable: everything but where outputs go and how many workers load data."""
+        request, weights_id = self.request, None
+        if request.weights:
+            stat = request.weights.stat()
+            weights_id = f"{request.weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        settings = asdict(self.settings)
+        for transient in ("num_workers", "checkpoint_every"):
+            settings.pop(transient)
+        return {
+            "model": request.model, "kwargs": request.kwargs, "weights": weights_id,
+            "data": str(Path(request.data).resolve()), "scale_range": list(request.scale_range),
+            "world_size": self.ctx.world_size, **settings,
+        }
+
+    def public_settings(self) -> dict[str, Any]:
+        settings = dict(self.common)
+        settings.update(repeats=self.request.repeats, seed=self.request.seed,
+                        weights=str(self.request.weights) if self.request.weights else None,
+                        checkpoint_every=self.settings.checkpoint_every, num_workers=self.settings.num_workers)
+        return settings
+
+    # -- one run -------------------------------------------------------------------------------------------
+
+    def build(self, variant: Variant, seed: int) -> torch.nn.Module:
+        loop.seed_everything(seed)  # same seed → same initialisation under every variant
+        model = self._load_model(self.request.model, self.request.kwargs, device="cpu").model
+        if self.weights is not None:
+            load_weights(model, self.weights, self.request.weights)
+        apply_variant(model, self.heads, variant)
+        return model.to(self.device)
+
+    def run(self, variant: Variant, seed: int, checkpoint: Path, on_step: Callable[[int, float], None]) -> RunResult:
+        run_id = _run_id(variant, seed)
+        fingerprint = _fingerprint(self.common, variant)
+        model = self.build(variant, seed)
+        try:
+            stats = loop.train(model, self.train_set, self.settings, seed, self.device, self.ctx,
+                               checkpoint=checkpoint, checkpoint_tag={"fingerprint": fingerprint, "seed": seed},
+                               on_step=on_step)
+        except torch.OutOfMemoryError:
+            del model
+            self._out_of_memory(variant, seed)
+        self.reporter.evaluating(run_id)
+        per_class, miou = loop.iou_from_confusion(loop.evaluate(model, self.val_set, self.settings, self.device, self.ctx))
+        return RunResult(
+            variant=variant.name, seed=seed, steps=self.settings.steps, miou=miou, per_class_iou=per_class,
+            images_per_second=stats.images_per_second, train_seconds=stats.seconds, final_loss=stats.final_loss,
+            resumed_from_step=stats.resumed_from, fingerprint=fingerprint,
+        )
+
+    def _free(self) -> None:
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _out_of_memory(self, variant: Variant, seed: int) -> None:
+        """Turn an out-of-memory error into one line that names a batch size that fits."""
+        self._free()
+
+        def try_batch(batch: int) -> None:
+            model = self.build(variant, seed)
+            try:
+                loop.train_step_probe(model, self.settings, batch, self.device)
+            finally:
+                del model
+                self._free()
+
+        fits = largest_fitting_batch(try_batch, self.settings.batch_size)
+        where = f"{device_name(self.device)} ({self.device})"
+        done = "finished variants are kept; " if any(self.request.out.glob("runs/*.json")) else ""
+        if fits is None:
+            raise AdvisorError(
+                f"out of memory on {where} training {variant.name} at crop {self.request.crop[0]}x{self.request.crop[1]}, "
+                "even at --batch-size 1: use a smaller --crop or a smaller model"
+            )
+        raise AdvisorError(
+            f"out of memory on {where} training {variant.name} at --batch-size {self.settings.batch_size} and crop "
+            f"{self.request.crop[0]}x{self.request.crop[1]}: --batch-size {fits} fits; {done}rerun with --batch-size {fits} "
+            "and a new --out (runs at another batch size are not comparable)"
+        )
+
+
+def largest_fitting_batch(try_batch: Callable[[int], None], failed: int) -> Optional[int]:
+    """Halve ``failed`` until ``try_batch(b)`` stops raising ``torch.OutOfMemoryError``; None if even 1 fails."""
+    batch = failed // 2
+    while batch >= 1:
+        try:
+            try_batch(batch)
+            return batch
+        except torch.OutOfMemoryError:
+            batch //= 2
+    return None
+
+
+def build_report(job: _Job, finished: dict[str, RunResult]) -> ValidateReport:
+    request = job.request
+    variants = [
+        _variant_result(v, [finished[_run_id(v, request.seed + i)] for i in range(request.repeats) if _run_id(v, request.seed + i) in finished], request)
+        for v in job.variants
+    ]
+    complete = [v for v in variants if v.complete and v.miou is not None]
+    return ValidateReport(
+        model=request.model, data=str(request.data), layout=job.train_files.layout, crop=request.crop,
+        num_classes=job.num_classes, device=job.device.type, device_name=device_name(job.device),
+        world_size=job.ctx.world_size, settings=job.public_settings(), variants=variants,
+        best=max(complete, key=lambda v: v.miou).name if complete else None,
+        complete=all(v.complete for v in variants), notes=job.notes,
+    )
+
+
+def write_outputs(report: ValidateReport, out: Path) -> None:
+    atomic_write_text(out / "results.json", report.model_dump_json(indent=2) + "\n")
+    atomic_write_text(out / "results.csv", results_csv(report))
+    if any(v.miou is not None for v in report.variants):
+        atomic_write_bytes(out / "miou_vs_rate.png", plot_png(report))
+
+
+def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None) -> ValidateReport:
+    """Train and evaluate every (variant, seed) not already finished in ``request.out``; return the report.
+
+    Only rank 0 writes; every rank returns the same report.
+    """
+    reporter = reporter or SilentReporter()
+    job = _Job(request, reporter)
+    ctx, out = job.ctx, Path(request.out)
+    runs_dir, checkpoints = out / "runs", out / "checkpoints"
+
+    plan = [(v, request.seed + i) for v in job.variants for i in range(request.repeats)]
+    finished: dict[str, RunResult] = {}
+    for variant, seed in plan:
+        record = _read_run(runs_dir / f"{_run_id(variant, seed)}.json")
+        if record is None:
+            continue
+        if record.fingerprint != _fingerprint(job.common, variant):
+            raise InputError(
+                f"{out} holds a finished run {_run_id(variant, seed)} made with other settings: "
+                "use another --out (or delete that folder) to start a new comparison"
+            )
+        finished[_run_id(variant, seed)] = record
+    finished = ctx.broadcast(finished)  # rank 0's view of the disk decides for everyone
+
+    if ctx.is_main:
+        reporter.plan([_run_id(v, s) for v, s in plan], request.steps)
+    for variant, seed in plan:
+        run_id = _run_id(variant, seed)
+        if run_id in finished:
+            if ctx.is_main:
+                reporter.skip(run_id, finished[run_id])
+            continue
+        if ctx.is_main:
+            reporter.start(run_id)
+        checkpoint = checkpoints / f"{run_id}.pt"
+        result = job.run(variant, seed, checkpoint, on_step=(lambda step, loss, r=run_id: reporter.step(r, step, loss)) if ctx.is_main else None)
+        finished[run_id] = result
+        if ctx.is_main:
+            atomic_write_text(runs_dir / f"{run_id}.json", result.model_dump_json(indent=2) + "\n")
+            checkpoint.unlink(missing_ok=True)
+            write_outputs(build_report(job, finished), out)
+            reporter.finish(run_id, result)
+        ctx.barrier()
+    report = build_report(job, finished)
+    if ctx.is_main:
+        write_outputs(report, out)
+    ctx.barrier()
+    return report
