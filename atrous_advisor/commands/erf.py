@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from atrous_advisor.commands._common import emit_json, stderr, stdout, warn
+from atrous_advisor.commands.inspect import parse_kwargs  # one --kwargs syntax and message for every command
 from atrous_advisor.errors import InputError, MissingExtraError
 from atrous_advisor.geometry import parse_crop
-
-
-def _parse_kwargs(text: Optional[str]) -> Optional[dict]:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--kwargs {text!r}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise InputError(f"--kwargs {text!r}: expected a JSON object such as '{{\"num_classes\": 19}}'")
-    return value
 
 
 def _fmt(values, digits: int = 0) -> str:
@@ -91,7 +79,7 @@ def erf(
 ) -> int:
     """Measure the effective receptive field (paper Eq. 1) and check the ASPP star against 2·n·r·s."""
     crop_hw = parse_crop(crop)
-    model_kwargs = _parse_kwargs(kwargs)
+    model_kwargs = parse_kwargs(kwargs) if kwargs is not None else None
     if data is not None and noise:
         raise InputError("--data and --noise exclude each other: measure on a dataset or on noise, not both")
     try:
