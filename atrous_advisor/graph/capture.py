@@ -11,6 +11,8 @@ Two paths, both yielding the same :class:`CapturedGraph` (ATen ops, real shapes,
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import operator
 import re
 from dataclasses import dataclass, field
@@ -210,15 +212,31 @@ def _dispatch(model: torch.nn.Module, example: torch.Tensor) -> CapturedGraph:
     finally:
         for h in handles:
             h.remove()
+    if not any(isinstance(leaf, torch.Tensor) for leaf in pytree.tree_leaves(out)) and hasattr(out, "__dict__"):
+        # an output object pytree does not know (a dataclass of tensors): its tensor attributes, by name
+        out = {k: v for k, v in vars(out).items() if isinstance(v, torch.Tensor)}
     output = pytree.tree_map(lambda t: producers.get(id(t)) if isinstance(t, torch.Tensor) else t, out)
     return CapturedGraph(nodes, output, "dispatch")
+
+
+@contextlib.contextmanager
+def _quiet_torch_logs():
+    """A failed export logs tracebacks through torch's loggers; the note in the report says it instead."""
+    logger = logging.getLogger("torch")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def capture(model: torch.nn.Module, example: torch.Tensor, prefer: str = "export") -> CapturedGraph:
     """The model's ATen graph at ``example``'s shape: torch.export, else dispatch tracing (with a note)."""
     if prefer == "export":
         try:
-            return _export(model, example)
+            with _quiet_torch_logs():
+                return _export(model, example)
         except Exception as exc:  # export has many failure modes; the dispatch path handles the rest
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             graph = _dispatch(model, example)
