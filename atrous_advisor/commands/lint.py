@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from atrous_advisor.configs.values import canonical
 from atrous_advisor.errors import InputError
 
 FORMATS = ("text", "json", "github")
@@ -18,14 +19,14 @@ FORMATS = ("text", "json", "github")
 def display_path(path: Path) -> str:
     """Relative to the working directory when the file is under it (what editors and CI annotations want)."""
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(canonical(path).relative_to(canonical(Path.cwd())))
     except ValueError:
         return str(path)
 
 
 def relative_message(message: str) -> str:
     """Error messages name files by absolute path; show them as the diagnostics do."""
-    return message.replace(str(Path.cwd().resolve()) + os.sep, "")
+    return message.replace(str(canonical(Path.cwd())) + os.sep, "")
 
 
 def _codes(text: Optional[str]) -> Optional[tuple[str, ...]]:
@@ -73,9 +74,9 @@ def _unique_diagnostics(run):
     for result in run.results:
         for d in result.diagnostics:
             message = d.message
-            if d.loc.path.resolve() != result.path.resolve():
+            if canonical(d.loc.path) != canonical(result.path):
                 message += f" (in {display_path(result.path)})"
-            key = (d.code, str(d.loc.path.resolve()), d.loc.line, d.loc.col, message)
+            key = (d.code, str(canonical(d.loc.path)), d.loc.line, d.loc.col, message)
             if key not in seen:
                 seen.add(key)
                 yield message, d

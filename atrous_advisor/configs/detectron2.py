@@ -15,7 +15,7 @@ from typing import Optional, Union
 import yaml
 
 from atrous_advisor.errors import ConfigError
-from atrous_advisor.configs.values import DictShape, Loc, Opaque, V
+from atrous_advisor.configs.values import DictShape, Loc, Opaque, V, canonical
 
 BASE_KEY = "_BASE_"
 
@@ -117,7 +117,7 @@ def parse_yaml(path: Path, text: Optional[str] = None) -> YamlFile:
         for item in base.value if isinstance(base.value, list) else [base]:
             if not isinstance(item.value, str):
                 raise ConfigError(f"{item.loc.at()}: _BASE_ must be a path")
-            bases.append((path.parent / Path(item.value).expanduser()).resolve())
+            bases.append(canonical(path.parent / Path(item.value).expanduser()))
     return YamlFile(path, text, text.splitlines(), root, bases, list(root.value))
 
 
@@ -154,13 +154,13 @@ class Detectron2Loader:
     _merged: dict[Path, Union[dict, ConfigError]] = field(default_factory=dict)
 
     def parsed(self, path: Path) -> YamlFile:
-        path = path.resolve()
+        path = canonical(path)
         if path not in self.files:
             self.files[path] = parse_yaml(path, self.overrides.get(path))
         return self.files[path]
 
     def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> dict:
-        path = path.resolve()
+        path = canonical(path)
         if path in _stack:
             cycle = " -> ".join(p.name for p in (*_stack[_stack.index(path):], path))
             raise ConfigError(f"{path}: cyclic _BASE_: {cycle}")

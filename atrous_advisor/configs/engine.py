@@ -27,7 +27,7 @@ from atrous_advisor.configs.resolve_smp import resolve_smp
 from atrous_advisor.configs.rules import RULES, Diagnostic
 from atrous_advisor.configs.settings import Settings
 from atrous_advisor.configs.smp import looks_like_smp, parse_smp
-from atrous_advisor.configs.values import Loc
+from atrous_advisor.configs.values import Loc, canonical
 from atrous_advisor.errors import ConfigError
 
 _NOQA = re.compile(r"#\s*atrous-advisor:\s*noqa(?::\s*(?P<codes>[A-Za-z]+\d+(?:\s*,\s*[A-Za-z]+\d+)*))?", re.I)
@@ -91,7 +91,7 @@ class Linter:
 
     def __init__(self, settings: Settings, overrides: Optional[dict[Path, str]] = None):
         self.settings = settings
-        self.overrides = {p.resolve(): t for p, t in (overrides or {}).items()}
+        self.overrides = {canonical(p): t for p, t in (overrides or {}).items()}
         self.mmseg = MMSegLoader(overrides=dict(self.overrides))
         self.detectron2 = Detectron2Loader(overrides=dict(self.overrides))
         self._lines: dict[Path, list[str]] = {}
@@ -104,7 +104,7 @@ class Linter:
         elif framework == "detectron2":
             facts = resolve_detectron2(path, self.detectron2.load(path), anchor)
         else:
-            facts = resolve_smp(path, parse_smp(path, self.overrides.get(path.resolve())), anchor)
+            facts = resolve_smp(path, parse_smp(path, self.overrides.get(canonical(path))), anchor)
         if facts.crop is None and self.settings.crop is not None:
             facts.crop, facts.crop_source = self.settings.crop, "settings"
         return facts
@@ -117,7 +117,7 @@ class Linter:
         return ConfigResult(path, framework, facts, kept, writable, len(found) - len(kept))
 
     def lines(self, path: Path) -> list[str]:
-        key = path.resolve()
+        key = canonical(path)
         if key not in self._lines:
             text = self.overrides.get(key)
             if text is None:
@@ -157,14 +157,14 @@ class Linter:
 
     def dependents(self, changed: list[Path], roots: list[Path]) -> tuple[list[Path], list[LintError]]:
         """Configs under ``roots`` that inherit (transitively) from one of ``changed``."""
-        changed_set = {p.resolve() for p in changed}
+        changed_set = {canonical(p) for p in changed}
         names = {p.name for p in changed_set}
         found: list[Path] = []
         errors: list[LintError] = []
         seen: set[Path] = set()
         for root in roots:
             for candidate in walk(root, include_bases=True):
-                key = candidate.resolve()
+                key = canonical(candidate)
                 if key in seen or key in changed_set:
                     continue
                 seen.add(key)
@@ -198,7 +198,7 @@ def lint_paths(
 
     def add(path: Path, writable: bool) -> None:
         framework = framework_of(path)
-        key = path.resolve()
+        key = canonical(path)
         if framework is not None and key not in targets:
             targets[key] = (path, framework, writable)
 
@@ -216,7 +216,7 @@ def lint_paths(
                         linter.bases_of(path, framework)
                 except ConfigError as exc:
                     run.errors.append(LintError(path, str(exc)))
-                parts = path.resolve().parts
+                parts = canonical(path).parts
                 search_roots.append(Path(*parts[: parts.index("_base_")]) if "_base_" in parts else path.parent)
             else:
                 add(path, True)
@@ -224,7 +224,7 @@ def lint_paths(
         else:
             run.errors.append(LintError(path, f"{path}: no such file or directory"))
     if named:
-        unique_roots = sorted({r.resolve() for r in search_roots}, key=lambda p: len(p.parts))
+        unique_roots = sorted({canonical(r) for r in search_roots}, key=lambda p: len(p.parts))
         pruned = [r for i, r in enumerate(unique_roots) if not any(r.is_relative_to(o) for o in unique_roots[:i])]
         dependents, errors = linter.dependents(named, pruned)
         run.errors.extend(errors)

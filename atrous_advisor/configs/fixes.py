@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from atrous_advisor.configs.facts import Framework, Target
-from atrous_advisor.configs.values import DictShape, V
+from atrous_advisor.configs.values import DictShape, V, canonical
 
 
 class Unfixable(Exception):
@@ -73,11 +73,11 @@ def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text
     """The edits that make the leaf config resolve ``target`` to ``value``; raises Unfixable."""
     if not target.editable:
         raise Unfixable(target.why_not or "the value cannot be edited automatically")
-    leaf = leaf.resolve()
+    leaf = canonical(leaf)
     lines = text.splitlines(keepends=True)
     rendered = target.render(value)
     current = target.chain[-1]
-    if current is not None and current.site.path.resolve() == leaf:
+    if current is not None and canonical(current.site.path) == leaf:
         site = current.site
         return [Edit((site.line, site.col), (site.end_line, site.end_col), rendered)]
     if framework == "smp":
@@ -85,7 +85,7 @@ def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text
     # The deepest container that the leaf itself writes: add the missing keys to it.
     for depth in range(len(target.chain) - 2, -1, -1):
         container: Optional[V] = target.chain[depth]
-        if container is None or container.site.path.resolve() != leaf:
+        if container is None or canonical(container.site.path) != leaf:
             continue
         rest = target.keys[depth + 1 :]
         shape = container.shape

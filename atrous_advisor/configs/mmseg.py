@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from atrous_advisor.errors import ConfigError
-from atrous_advisor.configs.values import DictShape, Loc, Opaque, V
+from atrous_advisor.configs.values import DictShape, Loc, Opaque, V, canonical
 
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
@@ -417,7 +417,7 @@ def parse_file(path: Path, text: Optional[str] = None) -> ParsedFile:
                         f"{item.loc.at()}: external base {item.value!r} needs its package; atrous-advisor only "
                         "reads bases that are files"
                     )
-                bases.append((path.parent / item.value).resolve())
+                bases.append(canonical(path.parent / item.value))
             break
     return ParsedFile(path, text, lines, tree, bases, base_site, placeholder_spans(lines) if "{{" in text else {})
 
@@ -431,14 +431,14 @@ class MMSegLoader:
     _merged: dict[Path, Union[dict, ConfigError]] = field(default_factory=dict)
 
     def parsed(self, path: Path) -> ParsedFile:
-        path = path.resolve()
+        path = canonical(path)
         if path not in self.files:
             self.files[path] = parse_file(path, self.overrides.get(path))
         return self.files[path]
 
     def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> dict[str, V]:
         """The merged config of ``path``: its own values over its bases', with locations."""
-        path = path.resolve()
+        path = canonical(path)
         if path in _stack:
             cycle = " -> ".join(p.name for p in (*_stack[_stack.index(path):], path))
             raise ConfigError(f"{path}: cyclic _base_: {cycle}")

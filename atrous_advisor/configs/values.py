@@ -7,9 +7,22 @@ expression starts and ends in the file it edits. So readers build trees of :clas
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
+
+
+@lru_cache(maxsize=4096)
+def _normalised(absolute: str) -> Path:
+    return Path(os.path.normpath(absolute))
+
+
+def canonical(path: "os.PathLike[str] | str") -> Path:
+    """The absolute, normalised path used as a cache key (like mmengine's ``osp.abspath``; no syscalls)."""
+    text = os.fspath(path)
+    return _normalised(text if os.path.isabs(text) else os.path.join(os.getcwd(), text))
 
 
 @dataclass(frozen=True)
