@@ -218,3 +218,27 @@ def test_inspect_command_does_not_import_torch_at_module_level():
     top = [n for n in ast.parse(source).body if isinstance(n, (ast.Import, ast.ImportFrom))]
     names = {a.name for n in top for a in n.names} | {getattr(n, "module", None) for n in top}
     assert not any(str(n).startswith(("torch", "atrous_advisor.graph")) for n in names if n)
+
+
+
+
+def test_model_that_does_not_export_is_captured_by_dispatch(tmp_path):
+    """An output object pytree does not know makes torch.export fail; dispatch tracing still works."""
+    source = (
+        "import torch\n"
+        "class Prediction:\n"
+        "    def __init__(self, out):\n"
+        "        self.out = out\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = torch.nn.Conv2d(3, 2, 3, padding=2, dilation=2)\n"
+        "    def forward(self, x):\n"
+        "        return Prediction(self.conv(x))\n"
+        "model = Net()\n"
+    )
+    path = tmp_path / "odd.py"
+    path.write_text(source)
+    report = inspect_model(str(path), (32, 32))
+    assert report.capture == "dispatch" and any("torch.export failed" in n for n in report.notes)
+    assert report.receptive_field == (5, 5) and report.gridding

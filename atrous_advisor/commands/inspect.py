@@ -129,18 +129,21 @@ def inspect(
     layers: bool = typer.Option(False, "--layers", help="Show the per-layer field table."),
     field_map: Optional[Path] = typer.Option(None, "--field-map", metavar="PNG", help="Draw the centre output's analytic field."),
     counter: str = typer.Option("fast", "--counter", metavar="fast|fvcore", help="MAC counter: FlopCounterMode on meta (fast) or fvcore on CPU."),
+    capture: str = typer.Option("export", "--capture", metavar="export|dispatch", help="Graph capture: torch.export (falls back to dispatch tracing) or dispatch tracing only."),
 ) -> int:
     """Receptive fields, ASPP/PPM heads and cost of a PyTorch model at a crop, from its traced graph."""
     crop_pair = parse_crop(crop)
     options = parse_kwargs(kwargs)
     if counter not in ("fast", "fvcore"):
         raise InputError(f"--counter {counter!r}: expected fast or fvcore")
+    if capture not in ("export", "dispatch"):
+        raise InputError(f"--capture {capture!r}: expected export or dispatch")
     from atrous_advisor.graph.loading import _torch
 
     _torch()  # a clear MissingExtraError before anything else when torch is absent
     from atrous_advisor.graph.inspection import inspect_model
 
-    report = inspect_model(model, crop_pair, options, counter=counter, layers=True, field_map=field_map)
+    report = inspect_model(model, crop_pair, options, counter=counter, layers=True, field_map=field_map, prefer=capture)
     if json_out:
         emit_json(report)
     else:

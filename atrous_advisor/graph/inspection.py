@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from atrous_advisor.errors import InputError
-from atrous_advisor.geometry import analyse_ppm, branch_info, fov, optimal_base_rate, suggested_rates
+from atrous_advisor.geometry import analyse_ppm, branch_info, fov, optimal_base_rate, single_int_rate, suggested_rates
 from atrous_advisor.geometry.fields import AxisField, as_number
 from atrous_advisor.graph.heads import CONV_KINDS, HeadSite, conv_geometry, heads_of
 from atrous_advisor.report.inspect_models import (
@@ -72,6 +72,13 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
     return f"set {pairs}"
 
 
+def _single_int_fix(framework: str, site: HeadSite, optimal: tuple[float, float], n: int) -> str:
+    """Frameworks that take one int per branch: the geometric mean of the per-axis optima (as `rate` does)."""
+    base = single_int_rate(optimal)
+    rates = [(k * base, k * base) for k in range(1, n + 1)]
+    return f"one int per branch: {_rate_fix(framework, site, rates)}"
+
+
 def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: str) -> AsppHead:
     n = len(site.rates)
     stride = site.stride
@@ -111,6 +118,8 @@ def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: s
             f" — r* = {_fmt(tuple(round(o, 2) for o in optimal))}"
         )
         fix = f"use rates {_rates_text(suggested)}: {_rate_fix(framework, site, suggested)}"
+        if any(h != w for h, w in suggested):
+            fix += f"; or {_single_int_fix(framework, site, optimal, n)}"
     return AsppHead(
         name=site.name,
         branch_modules=site.branch_modules,
@@ -259,6 +268,11 @@ def inspect_model(
     field_map: Optional[Path] = None,
     prefer: str = "export",
 ) -> InspectReport:
+    """Everything ``inspect`` reports about the model ``spec`` at ``crop`` (h, w).
+
+    ``prefer`` picks the capture path: "export" (torch.export, falling back to dispatch tracing) or
+    "dispatch" (record ATen calls during one meta forward: quicker, same graph).
+    """
     from atrous_advisor.graph import cost as costs
     from atrous_advisor.graph.analysis import capture_and_propagate, example_input, forward_error
     from atrous_advisor.graph.loading import load_model
