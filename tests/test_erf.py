@@ -177,6 +177,13 @@ def test_measure_star_finds_the_outermost_blobs_on_a_synthetic_star():
     assert measured.span[1] == pytest.approx(54.0, abs=0.3)
 
 
+def test_a_span_needs_an_outer_blob_on_each_side_of_the_centre():
+    erf = _blob_map((64, 96), [(32, 48), (32, 72)], heights=[1.0, 0.5])  # centre and one blob to the right
+    measured = measure_star(erf, (32, 48), stride=(2, 2))
+    assert measured.cols.positions == pytest.approx((48.0, 72.0), abs=0.2)
+    assert measured.span == (None, None)
+
+
 def test_measure_star_ignores_a_flat_floor_and_reports_missing_blobs_as_none():
     erf = np.full((64, 64), 0.5)  # e.g. an image-pooling branch alone: uniform, no blob
     erf[32, 32] += 1.0

@@ -37,7 +37,9 @@ def test_star_of_the_detected_aspp_matches_2nrs_within_5_percent(run_cli, tmp_pa
         assert measured is not None and abs(measured - predicted) <= 0.05 * predicted
     assert data["current"]["taps_outside_crop"] == 0
     assert data["images"] == 16 and data["device"] == "cpu" and data["source"] == "noise"
-    assert set(data["gaussian"]) == {"centre", "centre_shift", "sigma", "method"}
+    assert set(data["gaussian"]) == {"centre", "centre_shift", "sigma", "method", "moment_sigma"}
+    # The fit locks onto the centre blob; the moments see the whole star, which reaches ±96 px.
+    assert all(m > 2 * f for m, f in zip(data["gaussian"]["moment_sigma"], data["gaussian"]["sigma"]))
     assert data["measured_extent"] is not None and data["png"] == str(out)
     erf = np.load(tmp_path / "erf.npy")
     assert erf.shape == (256, 256) and erf.min() >= 0 and erf.max() > 0
@@ -116,3 +118,29 @@ def test_erf_command_does_not_import_torch_at_module_level():
     top = [n for n in ast.parse(source).body if isinstance(n, (ast.Import, ast.ImportFrom))]
     names = {a.name for n in top for a in n.names} | {getattr(n, "module", None) for n in top}
     assert not any(str(n).startswith(("torch", "atrous_advisor.graph", "atrous_advisor.train")) for n in names if n)
+
+
+def test_weights_make_the_measurement_reproducible_and_must_fit(run_cli, tmp_path):
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("tiny_aspp_example", TINY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.save({"state_dict": module.build_model().state_dict()}, tmp_path / "ckpt.pth")
+    maps = []
+    for name in ("a", "b"):  # the model is built with fresh random weights each time; the checkpoint fixes them
+        result = run_cli("erf", str(TINY), "--crop", "64", "--images", "2", "--weights", str(tmp_path / "ckpt.pth"),
+                         "--out", str(tmp_path / f"{name}.png"))
+        assert result.exit_code == 0, result.output
+        maps.append(np.load(tmp_path / f"{name}.npy"))
+    np.testing.assert_array_equal(maps[0], maps[1])
+
+    torch.save(module.build_model(num_classes=7).state_dict(), tmp_path / "other.pth")
+    line = _one_line_error(run_cli("erf", str(TINY), "--crop", "64", "--weights", str(tmp_path / "other.pth"),
+                                   "--out", str(tmp_path / "c.png")))
+    assert "--weights" in line and "does not fit" in line
+    line = _one_line_error(run_cli("erf", str(TINY), "--crop", "64", "--weights", str(tmp_path / "none.pth"),
+                                   "--out", str(tmp_path / "c.png")))
+    assert "no such file" in line

@@ -40,8 +40,10 @@ def _render(report, console) -> None:
     row("measured / predicted", lambda v: _fmt(v.span_ratio, 3))
     row("non-zero extent", lambda v: _fmt(v.measured_extent) + " px")
     row("taps outside the crop", lambda v: str(v.taps_outside_crop) if v.rates is not None else "—")
-    row("Gaussian σ (y, x)", lambda v: "—" if v.gaussian is None else
+    row("Gaussian fit σ (y, x)", lambda v: "—" if v.gaussian is None else
         f"{v.gaussian.sigma[0]:.1f}, {v.gaussian.sigma[1]:.1f} px")
+    row("spread σ (moments)", lambda v: "—" if v.gaussian is None else
+        f"{v.gaussian.moment_sigma[0]:.1f}, {v.gaussian.moment_sigma[1]:.1f} px")
     row("Gaussian centre shift", lambda v: "—" if v.gaussian is None else
         f"{v.gaussian.centre_shift[0]:+.1f}, {v.gaussian.centre_shift[1]:+.1f} px")
     row("raw map", lambda v: v.npy)

@@ -38,8 +38,9 @@ class Blobs(Result):
 class Gaussian(Result):
     centre: FloatPair  # (y, x) px
     centre_shift: FloatPair  # fitted centre − centre output pixel, px
-    sigma: FloatPair  # (σy, σx) px
-    method: Literal["curve_fit", "moments"]
+    sigma: FloatPair  # (σy, σx) px of the fitted Gaussian
+    method: Literal["curve_fit", "moments"]  # "moments" when the least-squares fit failed
+    moment_sigma: FloatPair  # spread of the whole map (second central moments), px
 
 
 class ErfMeasurement(Result):

@@ -453,6 +453,7 @@ class GaussianFit:
     centre_shift: FloatPair  # centre − the centre output pixel's position
     sigma: FloatPair  # (σy, σx) px
     method: str  # "curve_fit" or "moments" (when the fit did not converge)
+    moment_sigma: FloatPair  # √(second central moment) of the whole map per axis: its overall spread
 
 
 def _moments(erf: np.ndarray) -> tuple[FloatPair, FloatPair]:
@@ -466,7 +467,9 @@ def _moments(erf: np.ndarray) -> tuple[FloatPair, FloatPair]:
 
 
 def fit_gaussian(erf: np.ndarray, centre: Sequence[float], max_points: int = 65536) -> Optional[GaussianFit]:
-    """Fit an axis-aligned 2-D Gaussian to the map (least squares, started from its moments).
+    """Fit an axis-aligned 2-D Gaussian (plus a constant floor) to the map, by least squares from its moments.
+
+    On a star the fit locks onto the bright centre blob; ``moment_sigma`` keeps the spread of the whole map.
 
     Large maps are subsampled on a regular grid to at most ``max_points`` points. Falls back to the moments
     themselves when the fit fails or wanders off. None for an all-zero map.
@@ -510,6 +513,7 @@ def fit_gaussian(erf: np.ndarray, centre: Sequence[float], max_points: int = 655
         centre_shift=(centre_fit[0] - cy, centre_fit[1] - cx),
         sigma=sigma_fit,
         method=method,
+        moment_sigma=(sy, sx),
     )
 
 
@@ -634,31 +638,11 @@ def _atomic_render(panels: Sequence[ErfPanel], path: Path, log: bool) -> None:
 
 
 def load_weights(model: "torch.nn.Module", path: Path) -> None:
-    """Load a state dict, or a checkpoint holding one under ``state_dict``/``model``, into ``model`` (strict)."""
-    import torch
+    """``--weights``: the same reader and checks as ``validate`` (state dict or checkpoint, strict fit)."""
+    from atrous_advisor.train.validate import load_weights as load_state, read_weights
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelLoadError(f"--weights {path}: no such file")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors come in many types
-        raise ModelLoadError(f"--weights {path}: cannot be read as a PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
-    state = checkpoint
-    if isinstance(checkpoint, dict):
-        for key in ("state_dict", "model"):
-            if isinstance(checkpoint.get(key), dict):
-                state = checkpoint[key]
-                break
-    if not isinstance(state, dict):
-        raise ModelLoadError(f"--weights {path}: expected a state dict, got {type(state).__name__}")
-    if state and all(str(k).startswith("module.") for k in state):  # saved from DataParallel / DDP
-        state = {str(k)[len("module.") :]: v for k, v in state.items()}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = " ".join(str(exc).split())[:300]
-        raise ModelLoadError(f"--weights {path}: does not fit the model: {first}") from exc
+    load_state(model, read_weights(path), path)
 
 
 def _find_aspp(model, crop: IntPair, warnings: list[str]):
@@ -720,12 +704,21 @@ def _measurement(
         extent_threshold=extent_threshold,
         taps_outside_crop=outside,
         gaussian=Gaussian(centre=_rounded(fit.centre, 2), centre_shift=_rounded(fit.centre_shift, 2),
-                          sigma=_rounded(fit.sigma, 2), method=fit.method)
+                          sigma=_rounded(fit.sigma, 2), method=fit.method,
+                          moment_sigma=_rounded(fit.moment_sigma, 2))
         if fit
         else None,
         npy=str(npy),
     )
     return result, measured
+
+
+def _short_name(spec: str) -> str:
+    """``path/to/net.py:build`` → ``net.py:build``; ``pkg.mod:deeplabv3_resnet50`` → ``deeplabv3_resnet50``."""
+    where, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
+    if where.endswith(".py"):
+        return Path(where).name + (f":{attr}" if attr else "")
+    return attr or Path(spec).name
 
 
 def _star_centre_of(acc: ErfAccumulation, stride: Sequence[int]) -> FloatPair:
@@ -844,7 +837,8 @@ def run_erf(
     paths["png"].parent.mkdir(parents=True, exist_ok=True)
     _atomic_save_npy(paths["current"], acc.erf.astype(np.float32))
     current, current_peaks = _measurement("current", acc, star, stride, paths["current"], extent_threshold)
-    panels = [ErfPanel(acc.erf, f"{loaded.name} — current rates" if compare else loaded.name,
+    title = _short_name(model_spec)
+    panels = [ErfPanel(acc.erf, f"{title}\ncurrent rates" if compare else title,
                        star.centre if star is not None else acc.centre_input,
                        star, current_peaks, _panel_notes(current))]
     suggested = None
@@ -856,7 +850,7 @@ def run_erf(
         star_s = predict_star(suggested_rates, head.stride, _star_centre_of(acc_s, head.stride))
         _atomic_save_npy(paths["suggested"], acc_s.erf.astype(np.float32))
         suggested, peaks_s = _measurement("suggested", acc_s, star_s, stride, paths["suggested"], extent_threshold)
-        panels.append(ErfPanel(acc_s.erf, f"{loaded.name} — suggested rates", star_s.centre, star_s, peaks_s,
+        panels.append(ErfPanel(acc_s.erf, f"{title}\nsuggested rates", star_s.centre, star_s, peaks_s,
                                _panel_notes(suggested)))
         panels[0].title += f" {tuple(r[0] if r[0] == r[1] else r for r in head.rates)}"
         panels[1].title += f" {tuple(r[0] if r[0] == r[1] else r for r in suggested_rates)}"
