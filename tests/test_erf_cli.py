@@ -120,22 +120,24 @@ def test_erf_command_does_not_import_torch_at_module_level():
     assert not any(str(n).startswith(("torch", "atrous_advisor.graph", "atrous_advisor.train")) for n in names if n)
 
 
-def test_weights_make_the_measurement_reproducible_and_must_fit(run_cli, tmp_path):
+def test_weights_are_loaded_and_must_fit(run_cli, tmp_path):
     import importlib.util
 
     import torch
 
+    from atrous_advisor.train.erf import accumulate_erf, noise_batches
+
     spec = importlib.util.spec_from_file_location("tiny_aspp_example", TINY)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    torch.save({"state_dict": module.build_model().state_dict()}, tmp_path / "ckpt.pth")
-    maps = []
-    for name in ("a", "b"):  # the model is built with fresh random weights each time; the checkpoint fixes them
-        result = run_cli("erf", str(TINY), "--crop", "64", "--images", "2", "--weights", str(tmp_path / "ckpt.pth"),
-                         "--out", str(tmp_path / f"{name}.png"))
-        assert result.exit_code == 0, result.output
-        maps.append(np.load(tmp_path / f"{name}.npy"))
-    np.testing.assert_array_equal(maps[0], maps[1])
+    torch.manual_seed(123)
+    trained = module.build_model()
+    torch.save({"state_dict": trained.state_dict()}, tmp_path / "ckpt.pth")
+    result = run_cli("erf", str(TINY), "--crop", "64", "--images", "2", "--weights", str(tmp_path / "ckpt.pth"),
+                     "--out", str(tmp_path / "w.png"))
+    assert result.exit_code == 0, result.output
+    expected = accumulate_erf(trained, noise_batches((64, 64), 2, 8, seed=0), device="cpu").erf
+    np.testing.assert_allclose(np.load(tmp_path / "w.npy"), expected, rtol=1e-5, atol=1e-9)
 
     torch.save(module.build_model(num_classes=7).state_dict(), tmp_path / "other.pth")
     line = _one_line_error(run_cli("erf", str(TINY), "--crop", "64", "--weights", str(tmp_path / "other.pth"),
@@ -144,3 +146,14 @@ def test_weights_make_the_measurement_reproducible_and_must_fit(run_cli, tmp_pat
     line = _one_line_error(run_cli("erf", str(TINY), "--crop", "64", "--weights", str(tmp_path / "none.pth"),
                                    "--out", str(tmp_path / "c.png")))
     assert "no such file" in line
+
+
+def test_same_seed_same_map_for_a_randomly_initialised_model(run_cli, tmp_path):
+    maps = []
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        result = run_cli("erf", str(TINY), "--crop", "64", "--images", "2", "--seed", seed,
+                         "--out", str(tmp_path / f"{name}.png"))
+        assert result.exit_code == 0, result.output
+        maps.append(np.load(tmp_path / f"{name}.npy"))
+    np.testing.assert_array_equal(maps[0], maps[1])
+    assert not np.array_equal(maps[0], maps[2])

@@ -74,7 +74,7 @@ def erf(
                              help="Heatmap PNG; the raw map goes to the same name with .npy."),
     compare: bool = typer.Option(False, "--compare", help="Also measure under the suggested rates; both side by side."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the noise images."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise images and of a randomly initialised model."),
     extent_threshold: float = typer.Option(0.0, "--extent-threshold", metavar="FRACTION",
                                            help="Extent counts pixels above this fraction of the maximum (0: non-zero)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),

@@ -797,6 +797,7 @@ def run_erf(
     device = resolve_device(device)
     warnings: list[str] = []
 
+    torch.manual_seed(seed)  # a randomly initialised model is then the same model on every run
     loaded = load_model(model_spec, kwargs, device="cpu")
     model = loaded.model
     if weights is not None:
