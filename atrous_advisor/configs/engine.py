@@ -98,7 +98,7 @@ class Linter:
 
     # --- one config ------------------------------------------------------------------------------------
     def facts(self, path: Path, framework: Framework) -> ConfigFacts:
-        anchor = Loc(path, 1, 0, 1, 0)
+        anchor = Loc(canonical(path), 1, 0, 1, 0)
         if framework == "mmseg":
             facts = resolve_mmseg(path, self.mmseg.load(path), anchor)
         elif framework == "detectron2":

@@ -21,8 +21,8 @@ class DegenerateBranch(Rule):
 
     ## Example
     ```python
-    # 256×256 crop at stride 8: F = 32, so the rate-36 branch is a 1×1 conv
-    crop_size = (256, 256)
+    # RandomCrop(crop_size=(256, 256)) in the training pipeline, stride 8: F = 32,
+    # so the rate-36 branch is a 1×1 conv
     model = dict(decode_head=dict(type="ASPPHead", dilations=(1, 12, 24, 36)))
     ```
 

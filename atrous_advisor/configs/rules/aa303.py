@@ -20,8 +20,10 @@ class CropNotDivisible(Rule):
 
     ## Example
     ```python
-    _base_ = ["../_base_/models/fcn_unet_s5-d16.py"]
+    _base_ = ["../_base_/models/fcn_unet_s5-d16.py", "../_base_/datasets/hrf.py"]
     crop_size = (500, 500)  # 500 % 16 != 0
+    train_pipeline = [..., dict(type="RandomCrop", crop_size=crop_size), ...]
+    train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))  # under RepeatDataset
     ```
 
     ## Fix
