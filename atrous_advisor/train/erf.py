@@ -546,7 +546,7 @@ def render_erf_png(panels: Sequence[ErfPanel], path: Path, log: bool = False, dp
     from matplotlib.colors import LogNorm, Normalize
     from matplotlib.patches import Rectangle
 
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.4), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         erf = panel.erf
         H, W = erf.shape
@@ -588,8 +588,13 @@ def render_erf_png(panels: Sequence[ErfPanel], path: Path, log: bool = False, dp
         ax.set_title(panel.title, fontsize=10)
         if panel.notes:
             ax.set_xlabel("\n".join(panel.notes), fontsize=8)
-        ax.legend(loc="upper right", fontsize=7, framealpha=0.6)
-    fig.tight_layout()
+    # One legend for the figure, below the panels, so that no tap is hidden under it.
+    handles: dict = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     path = Path(path)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
