@@ -120,7 +120,25 @@ def test_facts_found_where_the_frameworks_put_them(relative, crop, stride, rates
 
 def test_fcn_d6_dilated_convs_and_their_stride():
     facts = lint_one(M1 + "fcn/fcn-d6_r50-d16_4xb2-40k_cityscapes-512x1024.py").facts
-    assert [(c.rate, c.stride) for c in facts.dilated_convs] == [(6, 16), (6, 16)]
+    convs = sorted((c.head, c.rate, c.stride) for c in facts.dilated_convs)
+    # decode and auxiliary FCNHead(dilation=6), and the backbone's dilated last stage (d16: dilations (1, 1, 1, 2))
+    assert convs == [("FCNHead", 6, 16), ("FCNHead", 6, 16), ("ResNetV1c stage 4", 2, 16)]
+
+
+def test_detectron2_multi_grid_convs():
+    facts = lint_one(D2 + "deeplab_v3_R_103_os8_mg124_poly_90k_bs16.yaml").facts
+    assert [(c.rate, c.stride) for c in facts.dilated_convs] == [(4, 8), (8, 8), (16, 8)]  # RES5_DILATION 4 × (1, 2, 4)
+
+
+def test_unknown_backbone_is_reported_only_when_a_rule_needs_the_stride(tmp_path):
+    pipeline = "train_dataloader = dict(dataset=dict(pipeline=[dict(type='RandomCrop', crop_size=(512, 512))]))\n"
+    segformer = tmp_path / "segformer.py"
+    segformer.write_text(pipeline + "model = dict(backbone=dict(type='MixVisionTransformer'), decode_head=dict(type='SegformerHead'))\n")
+    psp = tmp_path / "psp_on_mit.py"
+    psp.write_text(pipeline + "model = dict(backbone=dict(type='MixVisionTransformer'), decode_head=dict(type='PSPHead'))\n")
+    assert lint_paths([segformer], Settings()).results[0].diagnostics == []
+    (diag,) = lint_paths([psp], Settings()).results[0].diagnostics
+    assert diag.code == "AA001" and "MixVisionTransformer" in diag.message
 
 
 def test_smp_takes_the_crop_from_settings():

@@ -7,7 +7,9 @@ Which files are linted:
 - a file given by name is linted, unless it is such a base;
 - for every file given by name, the configs that inherit from it (transitively) under the roots are linted
   too. The roots are the directories given, plus the folder above the topmost ``_base_`` of a base file (so
-  ``configs/_base_/datasets/x.py`` searches ``configs/``), plus the folder of any other file given.
+  ``configs/_base_/datasets/x.py`` searches ``configs/``), plus the folder (not its subfolders) of any
+  other file given, plus ``--root``. Hidden folders, ``__pycache__``, ``node_modules``, ``site-packages``
+  and virtualenvs are never walked.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from atrous_advisor.configs.values import Loc, canonical
 from atrous_advisor.errors import ConfigError
 
 _NOQA = re.compile(r"#\s*atrous-advisor:\s*noqa(?::\s*(?P<codes>[A-Za-z]+\d+(?:\s*,\s*[A-Za-z]+\d+)*))?", re.I)
-_SKIP_DIRS = {"__pycache__", "node_modules", "_base_"}
+_SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
 
 
 @dataclass
@@ -76,9 +78,15 @@ def is_base_file(path: Path) -> bool:
     return "_base_" in path.parts[:-1] or (path.suffix.lower() in (".yaml", ".yml") and path.name.startswith("Base-"))
 
 
-def walk(root: Path, include_bases: bool = False) -> Iterable[Path]:
+def _skip_dir(folder: str, name: str) -> bool:
+    if name.startswith(".") or name in _SKIP_DIRS:
+        return True
+    return os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))  # a virtualenv inside the tree
+
+
+def walk(root: Path, include_bases: bool = False, recursive: bool = True) -> Iterable[Path]:
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (include_bases or d not in _SKIP_DIRS) and d != "__pycache__")
+        dirs[:] = sorted(d for d in dirs if recursive and not _skip_dir(folder, d) and (include_bases or d != "_base_"))
         for name in sorted(files):
             if name.endswith((".py", ".yaml", ".yml", ".json")):
                 path = Path(folder) / name
@@ -155,15 +163,15 @@ class Linter:
                     self.ancestors(base, framework, seen)
         return seen
 
-    def dependents(self, changed: list[Path], roots: list[Path]) -> tuple[list[Path], list[LintError]]:
-        """Configs under ``roots`` that inherit (transitively) from one of ``changed``."""
+    def dependents(self, changed: list[Path], roots: list[tuple[Path, bool]]) -> tuple[list[Path], list[LintError]]:
+        """Configs under ``roots`` (folder, recursive) that inherit (transitively) from one of ``changed``."""
         changed_set = {canonical(p) for p in changed}
         names = {p.name for p in changed_set}
         found: list[Path] = []
         errors: list[LintError] = []
         seen: set[Path] = set()
-        for root in roots:
-            for candidate in walk(root, include_bases=True):
+        for root, recursive in roots:
+            for candidate in walk(root, include_bases=True, recursive=recursive):
                 key = canonical(candidate)
                 if key in seen or key in changed_set:
                     continue
@@ -194,7 +202,9 @@ def lint_paths(
     run = LintRun()
     targets: dict[Path, tuple[Path, Framework, bool]] = {}
     named: list[Path] = []
-    search_roots: list[Path] = [Path(r) for r in roots]
+    # Where to look for configs inheriting a named file: (folder, recursive). A base is shared across the
+    # tree above its `_base_` folder; an ordinary config is inherited by its siblings (r101 from r50).
+    search_roots: list[tuple[Path, bool]] = [(Path(r), True) for r in roots]
 
     def add(path: Path, writable: bool) -> None:
         framework = framework_of(path)
@@ -204,7 +214,7 @@ def lint_paths(
 
     for path in paths:
         if path.is_dir():
-            search_roots.append(path)
+            search_roots.append((path, True))
             for found in walk(path):
                 add(found, True)
         elif path.is_file():
@@ -217,16 +227,19 @@ def lint_paths(
                 except ConfigError as exc:
                     run.errors.append(LintError(path, str(exc)))
                 parts = canonical(path).parts
-                search_roots.append(Path(*parts[: parts.index("_base_")]) if "_base_" in parts else path.parent)
+                top = Path(*parts[: parts.index("_base_")]) if "_base_" in parts else path.parent
+                search_roots.append((top, True))
             else:
                 add(path, True)
-                search_roots.append(path.parent)
+                search_roots.append((path.parent, False))
         else:
             run.errors.append(LintError(path, f"{path}: no such file or directory"))
     if named:
-        unique_roots = sorted({canonical(r) for r in search_roots}, key=lambda p: len(p.parts))
-        pruned = [r for i, r in enumerate(unique_roots) if not any(r.is_relative_to(o) for o in unique_roots[:i])]
-        dependents, errors = linter.dependents(named, pruned)
+        recursive = sorted({canonical(r) for r, rec in search_roots if rec}, key=lambda p: len(p.parts))
+        pruned = [r for i, r in enumerate(recursive) if not any(r.is_relative_to(o) for o in recursive[:i])]
+        flat = {canonical(r) for r, rec in search_roots if not rec} - set(pruned)
+        flat = {r for r in flat if not any(r.is_relative_to(o) for o in pruned)}
+        dependents, errors = linter.dependents(named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)])
         run.errors.extend(errors)
         for path in dependents:
             if not is_base_file(path):

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 from atrous_advisor.configs.detectron2 import lookup
-from atrous_advisor.configs.facts import AsppFacts, ConfigFacts, DeclaredStride, Divisibility, Target, Unresolved, as_crop
+from atrous_advisor.configs.facts import (
+    AsppFacts,
+    ConfigFacts,
+    DeclaredStride,
+    DilatedConv,
+    Divisibility,
+    Target,
+    Unresolved,
+    as_crop,
+)
 from atrous_advisor.configs.values import Loc, Opaque, V, plain
 
 DEEPLAB_HEADS = ("DeepLabV3Head", "DeepLabV3PlusHead")
@@ -107,6 +116,14 @@ class _Resolver:
             return self.facts
         stride = stage[last]
         self.facts.output_stride = stride
+        grid, gv = self.get("MODEL.RESNETS.RES5_MULTI_GRID")
+        if isinstance(grid, list) and all(type(g) is int and g > 0 for g in grid):
+            # res5's 3×3 convs are dilated by RES5_DILATION × each multi-grid factor (DeepLab's multi-grid).
+            for g in grid:
+                if res5 * g > 1:
+                    self.facts.dilated_convs.append(
+                        DilatedConv("res5 (multi-grid)", res5 * g, self.loc(gv, "MODEL.RESNETS.RES5_MULTI_GRID"), stage["res5"])
+                    )
         r5 = lookup(self.cfg, "MODEL.RESNETS.RES5_DILATION")
         stride_loc = self.loc(r5, "MODEL.RESNETS.RES5_DILATION")
 

@@ -62,6 +62,9 @@ class _Resolver:
     def __init__(self, path: Path, cfg: dict[str, V], anchor: Loc):
         self.cfg = cfg
         self.facts = ConfigFacts(path=path, framework="mmseg", anchor=anchor)
+        # Why the stride is unknown (an unknown backbone or neck): reported only if a rule needs the stride,
+        # so that a SegFormer config is not flagged for lacking something no rule asks of it.
+        self.stride_problem: Optional[Unresolved] = None
 
     def unresolved(self, what: str, v: V) -> None:
         found = find_opaque(v)
@@ -147,8 +150,8 @@ class _Resolver:
         if kind == "UNet":
             return self.unet_outputs(backbone)
         if kind not in BACKBONES:
-            self.facts.unresolved.append(
-                Unresolved("output stride", backbone.loc, f"backbone type {kind!r} is not one atrous-advisor knows")
+            self.stride_problem = Unresolved(
+                "output stride", backbone.loc, f"backbone type {kind!r} is not one atrous-advisor knows"
             )
             return None
         stem, default_strides, default_out = BACKBONES[kind]
@@ -158,6 +161,14 @@ class _Resolver:
             return None
         loc = backbone.value["strides"].loc if "strides" in backbone.value else backbone.loc
         stage = [stem * prod(strides[: i + 1]) for i in range(len(strides))]
+        dilations = backbone.get("dilations")
+        if dilations is not None:
+            # A dilated stage's 3×3 convs are dilated convs too (d8 bases: dilation 4 at stride 8).
+            values = plain(dilations)
+            if isinstance(values, (list, tuple)) and len(values) == len(stage):
+                for i, d in enumerate(values):
+                    if type(d) is int and d > 1:
+                        self.facts.dilated_convs.append(DilatedConv(f"{kind} stage {i + 1}", d, dilations.loc, stage[i]))
         try:
             return [stage[i] for i in out], loc
         except IndexError:
@@ -203,13 +214,15 @@ class _Resolver:
             return inputs[start : stop - 1] + [inputs[start]], neck.loc
         if kind == "FPN":
             return inputs, loc
-        self.facts.unresolved.append(
-            Unresolved("output stride", neck.loc, f"neck type {kind!r} is not one atrous-advisor knows")
-        )
+        self.stride_problem = Unresolved("output stride", neck.loc, f"neck type {kind!r} is not one atrous-advisor knows")
         return None
 
-    def head_stride(self, head: V, head_kind: str, outputs: Optional[tuple[list[int], Loc]]) -> Optional[tuple[int, Loc]]:
+    def head_stride(
+        self, head: V, head_kind: str, outputs: Optional[tuple[list[int], Loc]], needed: bool = True
+    ) -> Optional[tuple[int, Loc]]:
         if outputs is None:
+            if needed and self.stride_problem is not None and self.stride_problem not in self.facts.unresolved:
+                self.facts.unresolved.append(self.stride_problem)
             return None
         strides, loc = outputs
         index_v = head.get("in_index")
@@ -264,7 +277,7 @@ class _Resolver:
         elif kind == "FCNHead":
             self.fcn(head, kind, outputs, is_decode)
         elif is_decode and self.facts.output_stride is None:
-            stride = self.head_stride(head, kind or "decode_head", outputs)
+            stride = self.head_stride(head, kind or "decode_head", outputs, needed=False)
             if stride:
                 self.facts.output_stride = stride[0]
 
@@ -322,7 +335,7 @@ class _Resolver:
         k = head.get("kernel_size")
         kernel = plain(k) if k is not None else 3
         dilation = plain(d) if d is not None else 1
-        stride = self.head_stride(head, kind, outputs)
+        stride = self.head_stride(head, kind, outputs, needed=dilation != 1)
         if stride is not None and is_decode and self.facts.output_stride is None:
             self.facts.output_stride = stride[0]
         if d is None or dilation == 1 or kernel != 3:
