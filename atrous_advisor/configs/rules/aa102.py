@@ -11,8 +11,9 @@ from atrous_advisor.geometry import branch_info, feature_map
 
 class DegenerateBranch(Rule):
     """## What it does
-    Finds dilated 3×3 convolutions (ASPP branches, FCN-D6's `FCNHead(dilation=6)`) whose rate is at least
-    the feature map F = ceil(crop / stride) on both axes.
+    Finds dilated 3×3 convolutions — ASPP branches, FCN-D6's `FCNHead(dilation=6)`, the dilated stages of a
+    ResNet backbone (`-d8`: dilation 4 in stage 4), Detectron2's res5 multi-grid — whose rate is at least the
+    feature map F = ceil(crop / stride) on both axes.
 
     ## Why is this bad
     With dilation d ≥ F only the centre tap of the 3×3 kernel ever reads a feature; the other eight read
@@ -27,8 +28,8 @@ class DegenerateBranch(Rule):
     ```
 
     ## Fix
-    For ASPP, `--fix` writes the resolution-aware rates (as AA101). For a single dilated conv, lower its
-    dilation below F by hand.
+    For ASPP, `--fix` writes the resolution-aware rates (as AA101). For a single dilated conv or a backbone
+    stage, lower its dilation below F by hand (or train at a larger crop).
     """
 
     code = "AA102"

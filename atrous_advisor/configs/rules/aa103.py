@@ -11,9 +11,9 @@ from atrous_advisor.geometry import branch_info, feature_map
 
 class BranchReadsPadding(Rule):
     """## What it does
-    Computes, for each dilated 3×3 branch, the exact share of its taps that read zero padding averaged over
-    all output positions of the feature map, and fires above 75%. Degenerate branches (AA102) are not
-    repeated here.
+    Computes, for each dilated 3×3 conv (ASPP branches, `FCNHead(dilation=…)`, dilated backbone stages,
+    Detectron2's res5 multi-grid), the exact share of its taps that read zero padding averaged over all output
+    positions of the feature map, and fires above 75%. Degenerate convs (AA102) are not repeated here.
 
     ## Why is this bad
     A branch whose taps mostly read padding learns mostly from the border, not from context: the head's
