@@ -137,13 +137,15 @@ def test_fix_detectron2_and_smp(run_cli, tree):
 
 
 def test_unsafe_fix_needs_the_flag(run_cli, tree):
-    leaf = tree / "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py"
+    name = "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py"
+    leaf = tree / name
     before = leaf.read_text()
-    safe = run_cli("lint", "--fix", str(leaf))
+    safe = run_cli("lint", "--fix", name)
     assert safe.exit_code == 1 and leaf.read_text() == before and "--unsafe-fixes" in safe.stderr
-    unsafe = run_cli("lint", "--fix", "--unsafe-fixes", str(leaf))
-    assert unsafe.exit_code == 0, unsafe.stdout
+    run_cli("lint", "--fix", "--unsafe-fixes", name)
     assert "model = dict(data_preprocessor=data_preprocessor, decode_head=dict(dilations=(1, (10, 21), (20, 42), (30, 63))))" in leaf.read_text()
+    configs = {c["path"]: c for c in json.loads(run_cli("lint", "--json", name).stdout)["configs"]}
+    assert configs[name]["diagnostics"] == [] and configs[name]["aspp_rates"] == [[10, 21], [20, 42], [30, 63]]
 
 
 def test_diff_previews_without_writing(run_cli, tree):

@@ -125,6 +125,12 @@ def test_fcn_d6_dilated_convs_and_their_stride():
     assert convs == [("FCNHead", 6, 16), ("FCNHead", 6, 16), ("ResNetV1c stage 4", 2, 16)]
 
 
+def test_mmseg_multi_grid_convs_and_d16_stride():
+    facts = lint_one(M1 + "deeplabv3/deeplabv3_r101-d16-mg124_4xb2-40k_cityscapes-512x1024.py").facts
+    assert facts.output_stride == 16 and facts.aspp.rates == (6, 12, 18)
+    assert [(c.rate, c.stride) for c in facts.dilated_convs] == [(2, 16), (4, 16), (8, 16)]  # 2 × (1, 2, 4)
+
+
 def test_detectron2_multi_grid_convs():
     facts = lint_one(D2 + "deeplab_v3_R_103_os8_mg124_poly_90k_bs16.yaml").facts
     assert [(c.rate, c.stride) for c in facts.dilated_convs] == [(4, 8), (8, 8), (16, 8)]  # RES5_DILATION 4 × (1, 2, 4)

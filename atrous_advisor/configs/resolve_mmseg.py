@@ -165,10 +165,17 @@ class _Resolver:
         if dilations is not None:
             # A dilated stage's 3×3 convs are dilated convs too (d8 bases: dilation 4 at stride 8).
             values = plain(dilations)
+            grid_v = backbone.get("multi_grid")
+            grid = positive_ints(plain(grid_v)) if grid_v is not None else None
             if isinstance(values, (list, tuple)) and len(values) == len(stage):
                 for i, d in enumerate(values):
-                    if type(d) is int and d > 1:
-                        self.facts.dilated_convs.append(DilatedConv(f"{kind} stage {i + 1}", d, dilations.loc, stage[i]))
+                    if type(d) is not int:
+                        continue
+                    last = i == len(stage) - 1
+                    # mmseg's ResNet multiplies the last stage's dilation by multi_grid, block by block.
+                    for rate, loc in ([(d * g, grid_v.loc) for g in grid] if last and grid else [(d, dilations.loc)]):
+                        if rate > 1:
+                            self.facts.dilated_convs.append(DilatedConv(f"{kind} stage {i + 1}", rate, loc, stage[i]))
         try:
             return [stage[i] for i in out], loc
         except IndexError:
