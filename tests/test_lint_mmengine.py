@@ -18,8 +18,9 @@ from atrous_advisor.configs.values import plain
 Config = pytest.importorskip("mmengine.config").Config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "configs"
-# The env-crop config reads os.environ: mmengine would run it, we report AA001 instead.
-LEAVES = [p for tree in ("mmseg1x", "mmseg0x") for p in walk(FIXTURES / tree) if "env-crop" not in p.name]
+# The computed-crop config builds its crop with a comprehension: mmengine runs it, we report AA001 instead.
+COMPUTED = FIXTURES / "mmseg1x/misc/deeplabv3_r50-d8_computed-crop_ade20k.py"
+LEAVES = [p for tree in ("mmseg1x", "mmseg0x") for p in walk(FIXTURES / tree) if p != COMPUTED]
 
 
 def _train_datasets(cfg: dict) -> list[dict]:
@@ -53,6 +54,19 @@ def test_static_resolution_equals_mmengine(leaf):
     assert facts.crop == crop
     assert (facts.aspp.rates if facts.aspp else None) == rates
     assert (facts.ppm.scales if facts.ppm else None) == scales
+
+
+def test_what_mmengine_computes_by_running_code_is_reported_not_guessed():
+    assert _mmengine_geometry(Config.fromfile(str(COMPUTED)).to_dict())[0] == (512, 128)
+    (result,) = lint_paths([COMPUTED], Settings()).results
+    assert result.facts.crop is None
+    assert [(d.code, d.loc.line) for d in result.diagnostics] == [("AA001", 6)]
+
+
+def test_engine_mmengine_crosscheck_agrees_on_the_fixtures(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    result = run_cli("lint", "--engine", "mmengine", "mmseg1x/deeplabv3", "mmseg0x")
+    assert result.exit_code == 1 and "disagree" not in result.stderr  # findings, and no disagreement
 
 
 # Random base/child pairs: literals, nested dicts, _delete_ — merged by both loaders.

@@ -17,7 +17,7 @@ M1 = "mmseg1x/"
 D2 = "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/"
 
 FIRING = {
-    "AA001": M1 + "misc/deeplabv3_r50-d8_env-crop_ade20k.py",
+    "AA001": M1 + "misc/deeplabv3_r50-d8_computed-crop_ade20k.py",
     "AA101": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py",
     "AA102": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-256x256.py",
     "AA103": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-320x320.py",

@@ -137,6 +137,7 @@ def register(app: typer.Typer) -> None:
         select: Optional[str] = typer.Option(None, "--select", help="Only these rules (comma-separated codes or prefixes)."),
         ignore: Optional[str] = typer.Option(None, "--ignore", help="Skip these rules (comma-separated codes or prefixes)."),
         root: list[Path] = typer.Option([], "--root", help="Also search this folder for configs inheriting from the given files."),
+        engine: str = typer.Option("static", "--engine", help="static (default), or mmengine: also load each MMSegmentation config with mmengine — which RUNS its code — and report where the two disagree."),
     ) -> int:
         """Check configs statically: rates and pool scales vs the real crop and stride. Exit 0 clean, 1 findings, 2 errors."""
         from atrous_advisor.configs.engine import compute_fixes, lint_paths
@@ -149,7 +150,13 @@ def register(app: typer.Typer) -> None:
         settings = find_settings(Path.cwd()).override(
             crop=parse_crop(crop) if crop is not None else None, select=_codes(select), ignore=_codes(ignore)
         )
+        if engine not in ("static", "mmengine"):
+            raise InputError(f"--engine {engine!r}: expected static or mmengine")
         run = lint_paths(paths, settings, roots=root)
+        if engine == "mmengine":
+            from atrous_advisor.configs.crosscheck import crosscheck
+
+            run.errors.extend(crosscheck(run.results))
 
         if fix or diff:
             fixes = compute_fixes(run, settings, unsafe=unsafe_fixes)

@@ -19,7 +19,8 @@ class UnresolvedValue(Rule):
 
     ## Example
     ```python
-    crop_size = tuple(int(x) for x in os.environ["CROP"].split("x"))
+    img_scale = (2048, 512)
+    crop_size = tuple(side // 4 for side in img_scale)  # mmengine runs this; atrous-advisor does not
     train_pipeline = [dict(type="RandomCrop", crop_size=crop_size)]
     ```
 
