@@ -148,3 +148,12 @@ def test_smp_config_json_values_with_spans():
     assert plain(rates) == [12, 24, 36]
     assert (rates.loc.line, rates.loc.end_line) == (8, 12)
     assert plain(cfg["_model_class"]) == "DeepLabV3"
+
+
+def test_null_bytes_and_deep_nesting_are_config_errors(tmp_path):
+    nul = tmp_path / "nul.py"
+    nul.write_bytes(b"crop_size = (512, 512)\x00\n")
+    with pytest.raises(ConfigError, match="nul.py"):
+        load(nul)
+    deep = write(tmp_path, "deep.py", "x = " + "[" * 200 + "]" * 200 + "\n")
+    assert plain(load(deep)["x"])  # deep but legal: evaluated

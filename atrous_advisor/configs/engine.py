@@ -249,6 +249,10 @@ def lint_paths(
             run.results.append(linter.lint_config(path, framework, writable))
         except ConfigError as exc:
             run.errors.append(LintError(path, str(exc)))
+        except RecursionError:
+            run.errors.append(LintError(path, f"{path}: nested too deeply to evaluate"))
+        except Exception as exc:  # a bug in a reader or rule must not stop the other files being linted
+            run.errors.append(LintError(path, f"{path}: internal error, please report: {type(exc).__name__}: {exc}"))
     return run
 
 

@@ -399,6 +399,8 @@ def parse_file(path: Path, text: Optional[str] = None) -> ParsedFile:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{(exc.offset or 0)}: syntax error: {exc.msg}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurdly deep nesting
+        raise ConfigError(f"{path}: cannot parse: {type(exc).__name__}: {exc}") from None
     lines = text.splitlines()
     bases: list[Path] = []
     base_site = None
