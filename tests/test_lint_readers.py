@@ -157,3 +157,15 @@ def test_null_bytes_and_deep_nesting_are_config_errors(tmp_path):
         load(nul)
     deep = write(tmp_path, "deep.py", "x = " + "[" * 200 + "]" * 200 + "\n")
     assert plain(load(deep)["x"])  # deep but legal: evaluated
+
+
+def test_opaque_tag_loader_never_constructs_python_objects(tmp_path):
+    import yaml
+
+    from atrous_advisor.configs.detectron2 import OpaqueTagLoader
+
+    marker = tmp_path / "pwned"
+    text = f"A: !!python/object/apply:os.system ['touch {marker}']\nB: !custom 3\nC: [1, 2]\n"
+    data = yaml.load(text, Loader=OpaqueTagLoader)  # noqa: S506 - a SafeLoader subclass
+    assert isinstance(data["A"], Opaque) and isinstance(data["B"], Opaque) and data["C"] == [1, 2]
+    assert not marker.exists()

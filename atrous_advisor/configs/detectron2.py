@@ -34,11 +34,6 @@ OpaqueTagLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_op
 _STANDARD = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")}
 
 
-def load_opaque_yaml(text: str):
-    """Plain ``yaml.load`` with :class:`OpaqueTagLoader` (no locations): for callers that only need values."""
-    return yaml.load(text, Loader=OpaqueTagLoader)  # noqa: S506 - the loader is a SafeLoader subclass
-
-
 @dataclass
 class YamlFile:
     path: Path

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from math import prod
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from atrous_advisor.configs.facts import (
     AsppFacts,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from atrous_advisor.configs.facts import ConfigFacts
-from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_crop
+from atrous_advisor.configs.rules.base import Diagnostic, Rule
 from atrous_advisor.configs.settings import Settings
 
 
