@@ -43,7 +43,10 @@ DEFAULT_PEAK_HEIGHT = 0.05
 """A blob counts as a star tap when its peak reaches this fraction of the profile's maximum…"""
 
 DEFAULT_PEAK_PROMINENCE = 0.05
-"""…and stands out from its surroundings by this fraction of its own height."""
+"""…and stands out from its surroundings by this fraction of its own height…"""
+
+DEFAULT_NOISE_FACTOR = 3.0
+"""…and by this many times the local noise of the accumulation (estimated from two half-maps)."""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -120,6 +123,7 @@ class ErfAccumulation:
     """The accumulated ERF over the input crop and where it was taken."""
 
     erf: np.ndarray  # (H, W) float64, ≥ 0
+    halves: np.ndarray  # (2, H, W): the sums over even- and odd-numbered images (erf = their sum)
     images: int
     output_size: IntPair  # spatial size of the model's primary output
     centre_output: IntPair  # index of the output pixel whose gradient was taken
@@ -235,8 +239,10 @@ def accumulate_erf(
                 # Σ over the batch and the classes of the centre outputs: each image's input gradient is its own.
                 (grad,) = torch.autograd.grad(out[:, :, cy, cx].sum(), x)
                 per_image = grad.sum(dim=1).clamp_(min=0)  # Σ colour channels, then clip negatives (Eq. 1)
-                batch_sum = per_image.sum(dim=0, dtype=torch.float64)
-                total = batch_sum if total is None else total + batch_sum
+                # Two half-maps, even- and odd-numbered images: their difference measures the noise.
+                parity = (torch.arange(per_image.shape[0], device=per_image.device) + images) % 2
+                halves = torch.stack([per_image[parity == k].sum(dim=0, dtype=torch.float64) for k in (0, 1)])
+                total = halves if total is None else total + halves
                 images += int(x.shape[0])
                 if progress is not None:
                     progress(int(x.shape[0]))
@@ -249,7 +255,8 @@ def accumulate_erf(
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     return ErfAccumulation(
-        erf=total.cpu().numpy(),
+        erf=total.sum(dim=0).cpu().numpy(),
+        halves=total.cpu().numpy(),
         images=images,
         output_size=output_size,  # type: ignore[arg-type]
         centre_output=centre_index,  # type: ignore[arg-type]
@@ -371,7 +378,13 @@ def _refine(profile: np.ndarray, index: int) -> float:
 
 
 def _profile_peaks(
-    profile: np.ndarray, centre: float, min_distance: int, rel_height: float, rel_prominence: float
+    profile: np.ndarray,
+    centre: float,
+    min_distance: int,
+    rel_height: float,
+    rel_prominence: float,
+    noise: Optional[np.ndarray] = None,
+    noise_factor: float = 3.0,
 ) -> AxisPeaks:
     from scipy.signal import find_peaks
 
@@ -382,6 +395,8 @@ def _profile_peaks(
     # A blob stands out from what surrounds it; a shoulder of a brighter blob, a ripple on a plateau (e.g. the
     # uniform floor of an image-pooling branch) or noise on a broad field does not.
     keep = props["prominences"] >= rel_prominence * props["peak_heights"]
+    if noise is not None:  # and it stands out by more than the noise of the accumulation where it is
+        keep &= props["prominences"] >= noise_factor * noise[peaks]
     peaks = peaks[keep]
     return AxisPeaks(
         positions=tuple(float(_refine(profile, int(i))) for i in peaks),
@@ -397,6 +412,8 @@ def measure_star(
     stride: Sequence[int] = (1, 1),
     rel_height: float = DEFAULT_PEAK_HEIGHT,
     rel_prominence: float = DEFAULT_PEAK_PROMINENCE,
+    halves: Optional[np.ndarray] = None,
+    noise_factor: float = DEFAULT_NOISE_FACTOR,
 ) -> StarMeasurement:
     """Find the star's blobs as local maxima of the central row and column of the ERF.
 
@@ -407,22 +424,39 @@ def measure_star(
     accumulation). Maxima must be at least s px apart, reach
     ``rel_height`` of the profile's maximum, and rise above their surroundings by ``rel_prominence`` of their
     own height (scipy's prominence).
+
+    With ``halves`` (the maps of the even- and odd-numbered images, summing to ``erf``) a maximum must also
+    rise above its surroundings by ``noise_factor`` times the local noise of the accumulation: the two
+    halves' profiles differ only by noise, and the RMS of that difference over ±s px estimates the noise of
+    the full profile (Var(A − B) = Var(A + B) for independent halves). This keeps noise bumps on the broad
+    ERF of a deep, untrained backbone from being reported as star blobs.
     """
-    from scipy.ndimage import gaussian_filter
+    from scipy.ndimage import gaussian_filter, uniform_filter1d
 
     if erf.ndim != 2:
         raise InputError(f"an ERF map must be 2-D, got shape {erf.shape}")
     sh, sw = (max(1, int(s)) for s in stride)
     sigma = (sh / 2.0, sw / 2.0)
-    smooth = gaussian_filter(erf.astype(np.float64), sigma=sigma, mode="constant")
-    H, W = smooth.shape
+    H, W = erf.shape
     cy = int(round(min(max(centre[0], 0), H - 1)))
     cx = int(round(min(max(centre[1], 0), W - 1)))
-    row_profile = smooth[max(0, cy - sh) : cy + sh + 1, :].mean(axis=0)  # along x
-    col_profile = smooth[:, max(0, cx - sw) : cx + sw + 1].mean(axis=1)  # along y
+
+    def profiles(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        smooth = gaussian_filter(image.astype(np.float64), sigma=sigma, mode="constant")
+        along_x = smooth[max(0, cy - sh) : cy + sh + 1, :].mean(axis=0)
+        along_y = smooth[:, max(0, cx - sw) : cx + sw + 1].mean(axis=1)
+        return along_y, along_x
+
+    col_profile, row_profile = profiles(erf)
+    noise_y = noise_x = None
+    if halves is not None and halves.shape == (2, H, W):
+        (ay, ax), (by, bx) = profiles(halves[0]), profiles(halves[1])
+        # (the running mean of squares can dip a rounding error below zero)
+        noise_y = np.sqrt(np.maximum(uniform_filter1d((ay - by) ** 2, size=2 * sh + 1, mode="nearest"), 0.0))
+        noise_x = np.sqrt(np.maximum(uniform_filter1d((ax - bx) ** 2, size=2 * sw + 1, mode="nearest"), 0.0))
     return StarMeasurement(
-        rows=_profile_peaks(col_profile, float(centre[0]), sh, rel_height, rel_prominence),
-        cols=_profile_peaks(row_profile, float(centre[1]), sw, rel_height, rel_prominence),
+        rows=_profile_peaks(col_profile, float(centre[0]), sh, rel_height, rel_prominence, noise_y, noise_factor),
+        cols=_profile_peaks(row_profile, float(centre[1]), sw, rel_height, rel_prominence, noise_x, noise_factor),
         band=(sh, sw),
         smoothing=sigma[0] if sigma[0] == sigma[1] else float(min(sigma)),
     )
@@ -686,7 +720,7 @@ def _measurement(
 ):
     from atrous_advisor.report.erf_models import Blobs, ErfMeasurement, Gaussian
 
-    measured = measure_star(acc.erf, star.centre if star is not None else acc.centre_input, stride)
+    measured = measure_star(acc.erf, star.centre if star is not None else acc.centre_input, stride, halves=acc.halves)
     extent = nonzero_extent(acc.erf, extent_threshold)
     fit = fit_gaussian(acc.erf, acc.centre_input)
     predicted = star.span if star is not None else None
