@@ -217,3 +217,10 @@ def test_pre_commit_hook_definition():
     assert pattern.search("configs/deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py")
     assert pattern.search("configs/_base_/datasets/cityscapes.py")
     assert not pattern.search("mmseg/models/decode_heads/aspp_head.py")
+
+
+def test_a_config_without_a_crop_says_its_checks_were_skipped(run_cli, tree):
+    result = run_cli("lint", "smp/deeplabv3_resnet34/config.json")
+    assert result.exit_code == 0
+    assert "smp/deeplabv3_resnet34/config.json: note: smp configs carry no crop" in result.stderr
+    assert "--crop" in result.stderr

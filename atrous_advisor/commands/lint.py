@@ -89,6 +89,14 @@ def render_text(run, out=None, err=None) -> None:
         mark = " [*]" if d.fix is not None and d.fix.applicability == "safe" else ""
         fixable += bool(mark)
         out.write(f"{display_path(d.loc.path)}:{d.loc.line}:{d.loc.col + 1}: {d.code}{mark} {message}\n")
+    for result in run.results:
+        facts = result.facts
+        if facts is not None and facts.crop is None and (facts.aspp or facts.ppm or facts.dilated_convs):
+            why = "; ".join(facts.notes) or "no training crop found"
+            err.write(
+                f"{display_path(result.path)}: note: {why}: the rate and scale checks were skipped; "
+                "give the crop with --crop or `crop` in [tool.atrous-advisor]\n"
+            )
     for e in run.errors:
         message, name = relative_message(e.message), display_path(e.path)
         err.write(f"error: {message}\n" if message.startswith(name) else f"{name}: error: {message}\n")

@@ -97,6 +97,7 @@ class _Resolver:
                 return
             root, trail = data.value["train"], "data.train"
         crops: list[tuple[tuple[int, int], V]] = []
+        opaque_steps: list[tuple[str, V]] = []
         for dataset, where in self.datasets(root, trail):
             pipeline = dataset.get("pipeline")
             if pipeline is None:
@@ -106,7 +107,7 @@ class _Resolver:
                 continue
             for step in pipeline.value:
                 if isinstance(step.value, Opaque):
-                    self.unresolved(f"a step of `{where}.pipeline`", step)
+                    opaque_steps.append((f"a step of `{where}.pipeline`", step))
                 elif type_name(step) == "RandomCrop":
                     size = step.get("crop_size")
                     crop = as_crop(plain(size)) if size is not None else None
@@ -114,6 +115,11 @@ class _Resolver:
                         self.unresolved("RandomCrop.crop_size", size if size is not None else step)
                     else:
                         crops.append((crop, size))
+        if not crops:
+            for what, step in opaque_steps:  # one of them may be the crop: say so rather than pass silently
+                self.unresolved(what, step)
+            if not opaque_steps:
+                self.facts.notes.append(f"no RandomCrop in the training pipeline ({trail})")
         if crops:
             (crop, size) = crops[0]
             self.facts.crop, self.facts.crop_loc, self.facts.crop_source = crop, size.loc, "RandomCrop.crop_size"
