@@ -224,3 +224,15 @@ def test_a_config_without_a_crop_says_its_checks_were_skipped(run_cli, tree):
     assert result.exit_code == 0
     assert "smp/deeplabv3_resnet34/config.json: note: smp configs carry no crop" in result.stderr
     assert "--crop" in result.stderr
+
+
+def test_fix_keeps_positions_right_in_files_with_form_feeds_and_crlf(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "cfg.py"
+    text = ("# \x0c section\r\n"
+            "train_dataloader = dict(dataset=dict(pipeline=[dict(type='RandomCrop', crop_size=(512, 512))]))\r\n"
+            "model = dict(backbone=dict(type='ResNetV1c', strides=(1, 2, 1, 1)),\r\n"
+            "             decode_head=dict(type='ASPPHead', in_index=3, dilations=(1, 12, 24, 36)))  # rates\r\n")
+    cfg.write_bytes(text.encode())
+    assert run_cli("lint", "--fix", "cfg.py").exit_code == 0
+    assert cfg.read_bytes().decode() == text.replace("(1, 12, 24, 36)", "(1, 10, 20, 30)")

@@ -181,7 +181,8 @@ def register(app: typer.Typer) -> None:
                         sys.stderr.write(f"{display_path(f.path)}: not fixed: {reason}\n")
                 return 2 if run.errors else (1 if changed else 0)
             for f in changed:
-                f.path.write_text(f.fixed, encoding="utf-8")
+                with open(f.path, "w", encoding="utf-8", newline="") as handle:
+                    handle.write(f.fixed)
                 sys.stderr.write(f"{display_path(f.path)}: fixed: {'; '.join(f.applied)}\n")
             for f in fixes:
                 for reason in f.skipped:

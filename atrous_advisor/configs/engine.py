@@ -29,7 +29,7 @@ from atrous_advisor.configs.resolve_smp import resolve_smp
 from atrous_advisor.configs.rules import RULES, Diagnostic
 from atrous_advisor.configs.settings import Settings
 from atrous_advisor.configs.smp import looks_like_smp, parse_smp
-from atrous_advisor.configs.values import Loc, canonical
+from atrous_advisor.configs.values import Loc, canonical, split_lines
 from atrous_advisor.errors import ConfigError
 
 _NOQA = re.compile(r"#\s*atrous-advisor:\s*noqa(?::\s*(?P<codes>[A-Za-z]+\d+(?:\s*,\s*[A-Za-z]+\d+)*))?", re.I)
@@ -133,7 +133,7 @@ class Linter:
                     text = key.read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError):
                     text = ""
-            self._lines[key] = text.splitlines()
+            self._lines[key] = split_lines(text)
         return self._lines[key]
 
     def suppressed(self, diagnostic: Diagnostic) -> bool:
@@ -283,7 +283,8 @@ def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_ro
         if not result.writable:
             continue
         try:
-            original = result.path.read_text(encoding="utf-8")
+            with open(result.path, encoding="utf-8", newline="") as handle:  # keep CRLF line ends as they are
+                original = handle.read()
         except (OSError, UnicodeDecodeError):
             continue
         fix = FileFix(result.path, original, original)

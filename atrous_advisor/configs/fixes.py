@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from atrous_advisor.configs.facts import Framework, Target
-from atrous_advisor.configs.values import DictShape, V, canonical
+from atrous_advisor.configs.values import DictShape, V, canonical, split_lines
 
 
 class Unfixable(Exception):
@@ -33,7 +33,7 @@ def _offset(lines: list[str], pos: tuple[int, int]) -> int:
 
 
 def apply_edits(text: str, edits: list[Edit]) -> str:
-    lines = text.splitlines(keepends=True) or [""]
+    lines = split_lines(text, keepends=True) or [""]
     spans = sorted(((_offset(lines, e.start), _offset(lines, e.end), e.text) for e in edits), reverse=True)
     for start, end, replacement in spans:
         text = text[:start] + replacement + text[end:]
@@ -74,7 +74,7 @@ def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text
     if not target.editable:
         raise Unfixable(target.why_not or "the value cannot be edited automatically")
     leaf = canonical(leaf)
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text, keepends=True)
     rendered = target.render(value)
     current = target.chain[-1]
     if current is not None and canonical(current.site.path) == leaf:

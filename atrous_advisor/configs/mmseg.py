@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from atrous_advisor.errors import ConfigError
-from atrous_advisor.configs.values import DictShape, Loc, Opaque, V, canonical
+from atrous_advisor.configs.values import DictShape, Loc, Opaque, V, canonical, split_lines
 
 BASE_KEY = "_base_"
 DELETE_KEY = "_delete_"
@@ -401,7 +401,7 @@ def parse_file(path: Path, text: Optional[str] = None) -> ParsedFile:
         raise ConfigError(f"{path}:{exc.lineno}:{(exc.offset or 0)}: syntax error: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurdly deep nesting
         raise ConfigError(f"{path}: cannot parse: {type(exc).__name__}: {exc}") from None
-    lines = text.splitlines()
+    lines = split_lines(text)
     bases: list[Path] = []
     base_site = None
     for stmt in tree.body:
