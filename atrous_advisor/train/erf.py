@@ -884,7 +884,9 @@ def run_erf(
     suggested = None
     seconds, total_images = acc.seconds, acc.images
     if suggested_model is not None:
-        del model  # the current variant is measured; free it before the copy runs
+        if str(device).startswith("cuda"):  # the current variant is measured: free the GPU for the copy
+            model.to("cpu")
+            torch.cuda.empty_cache()
         acc_s = measure(suggested_model, "suggested")
         seconds, total_images = seconds + acc_s.seconds, total_images + acc_s.images
         star_s = predict_star(suggested_rates, head.stride, _star_centre_of(acc_s, head.stride))
