@@ -132,6 +132,47 @@ def exit_code(run) -> int:
     return 1 if run.diagnostic_count else 0
 
 
+def _report_skipped(fixes, run) -> None:
+    for f in fixes:
+        for reason in f.skipped:
+            sys.stderr.write(f"{display_path(f.path)}: not fixed: {reason}\n")
+    for result in run.results:
+        if not result.writable and any(d.fix for d in result.diagnostics):
+            sys.stderr.write(
+                f"{display_path(result.path)}: not fixed: linted because it inherits a given file; name it to fix it\n"
+            )
+
+
+def _print_diff(run, settings, unsafe: bool) -> int:
+    """``--diff``: the fixes as a unified diff; nothing is written. Exit 1 when something would change."""
+    from atrous_advisor.configs.engine import compute_fixes
+
+    fixes = compute_fixes(run, settings, unsafe=unsafe)
+    changed = [f for f in fixes if f.fixed != f.original]
+    for f in changed:
+        name = display_path(f.path)
+        sys.stdout.writelines(
+            difflib.unified_diff(f.original.splitlines(keepends=True), f.fixed.splitlines(keepends=True),
+                                 f"a/{name}", f"b/{name}")
+        )
+    _report_skipped(fixes, run)
+    return 2 if run.errors else (1 if changed else 0)
+
+
+def _write_fixes(run, settings, unsafe: bool) -> bool:
+    """``--fix``: write the fixed leaf configs (line ends kept); True when a file changed."""
+    from atrous_advisor.configs.engine import compute_fixes
+
+    fixes = compute_fixes(run, settings, unsafe=unsafe)
+    changed = [f for f in fixes if f.fixed != f.original]
+    for f in changed:
+        with open(f.path, "w", encoding="utf-8", newline="") as handle:
+            handle.write(f.fixed)
+        sys.stderr.write(f"{display_path(f.path)}: fixed: {'; '.join(f.applied)}\n")
+    _report_skipped(fixes, run)
+    return bool(changed)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("lint")
     def lint_command(
@@ -148,7 +189,7 @@ def register(app: typer.Typer) -> None:
         engine: str = typer.Option("static", "--engine", help="static (default), or mmengine: also load each MMSegmentation config with mmengine — which RUNS its code — and report where the two disagree."),
     ) -> int:
         """Check configs statically: rates and pool scales vs the real crop and stride. Exit 0 clean, 1 findings, 2 errors."""
-        from atrous_advisor.configs.engine import compute_fixes, lint_paths
+        from atrous_advisor.configs.engine import lint_paths
         from atrous_advisor.configs.settings import find_settings
         from atrous_advisor.geometry import parse_crop
 
@@ -166,35 +207,10 @@ def register(app: typer.Typer) -> None:
 
             run.errors.extend(crosscheck(run.results))
 
-        if fix or diff:
-            fixes = compute_fixes(run, settings, unsafe=unsafe_fixes)
-            changed = [f for f in fixes if f.fixed != f.original]
-            if diff:
-                for f in changed:
-                    name = display_path(f.path)
-                    sys.stdout.writelines(
-                        difflib.unified_diff(f.original.splitlines(keepends=True), f.fixed.splitlines(keepends=True),
-                                             f"a/{name}", f"b/{name}")
-                    )
-                for f in fixes:
-                    for reason in f.skipped:
-                        sys.stderr.write(f"{display_path(f.path)}: not fixed: {reason}\n")
-                return 2 if run.errors else (1 if changed else 0)
-            for f in changed:
-                with open(f.path, "w", encoding="utf-8", newline="") as handle:
-                    handle.write(f.fixed)
-                sys.stderr.write(f"{display_path(f.path)}: fixed: {'; '.join(f.applied)}\n")
-            for f in fixes:
-                for reason in f.skipped:
-                    sys.stderr.write(f"{display_path(f.path)}: not fixed: {reason}\n")
-            for result in run.results:
-                if not result.writable and any(d.fix for d in result.diagnostics):
-                    sys.stderr.write(
-                        f"{display_path(result.path)}: not fixed: linted because it inherits a given file; "
-                        "name it to fix it\n"
-                    )
-            if changed:  # re-lint after writing: report what is left
-                run = lint_paths(paths, settings, roots=root)
+        if diff:
+            return _print_diff(run, settings, unsafe_fixes)
+        if fix and _write_fixes(run, settings, unsafe_fixes):
+            run = lint_paths(paths, settings, roots=root)  # re-lint after writing: report what is left
 
         if fmt == "json":
             from atrous_advisor.commands._common import emit_json
