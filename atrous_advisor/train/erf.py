@@ -168,29 +168,6 @@ def centre_pixel(output_size: IntPair, input_size: IntPair) -> tuple[IntPair, Fl
     return index, position  # type: ignore[return-value]
 
 
-def _primary_output(output) -> "torch.Tensor":
-    """The segmentation logits of a model's output: a tensor, ``out`` of a dict, else the first tensor."""
-    try:  # the inspect helper's loader knows the same conventions; prefer it when installed
-        from atrous_advisor.graph.loading import primary_output
-
-        return primary_output(output)
-    except ImportError:
-        pass
-    import torch
-
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, dict):
-        if "out" in output:
-            return output["out"]
-        output = list(output.values())
-    if isinstance(output, (tuple, list)):
-        for item in output:
-            if isinstance(item, torch.Tensor):
-                return item
-    raise ModelLoadError(f"the model returned {type(output).__name__}, not a tensor of logits")
-
-
 def accumulate_erf(
     model: "torch.nn.Module",
     batches: Iterable["torch.Tensor"],
@@ -202,6 +179,8 @@ def accumulate_erf(
     ``progress(n)`` is called after each batch with the number of images it held.
     """
     import torch
+
+    from atrous_advisor.graph.loading import primary_output  # dict → "out", tuple → first: as `inspect` reads it
 
     model.eval()
     model.to(device)
@@ -225,7 +204,7 @@ def accumulate_erf(
                 elif size != input_size:
                     raise DataError(f"batch of size {size[0]}x{size[1]} after batches of {input_size[0]}x{input_size[1]}")
                 try:
-                    out = _primary_output(model(x))
+                    out = primary_output(model(x))
                 except (RuntimeError, ValueError, TypeError) as exc:
                     raise ModelLoadError(
                         f"forward pass failed at {size[0]}x{size[1]}: {' '.join(str(exc).split())[:300]}"
