@@ -268,3 +268,12 @@ def test_png_shows_taps_outside_the_crop(tmp_path):
     path = render_erf_png([ErfPanel(erf, "test", (32.0, 32.0), star)], tmp_path / "e.png", log=True)
     with Image.open(path) as img:
         assert img.format == "PNG" and img.size[0] > 300
+
+
+def test_out_of_memory_names_a_batch_size_that_may_fit():
+    class Hungry(nn.Module):
+        def forward(self, x):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    with pytest.raises(InputError, match="--batch-size 4"):
+        accumulate_erf(Hungry(), noise_batches((16, 16), 8, 8), device="cpu")

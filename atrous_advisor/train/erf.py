@@ -168,6 +168,11 @@ def centre_pixel(output_size: IntPair, input_size: IntPair) -> tuple[IntPair, Fl
     return index, position  # type: ignore[return-value]
 
 
+def _out_of_memory(batch: int, device: str) -> InputError:
+    hint = f"--batch-size {max(1, batch // 2)}" if batch > 1 else "a smaller --crop or --device cpu"
+    return InputError(f"out of memory on {device} with batches of {batch} images: try {hint}")
+
+
 def accumulate_erf(
     model: "torch.nn.Module",
     batches: Iterable["torch.Tensor"],
@@ -205,6 +210,8 @@ def accumulate_erf(
                     raise DataError(f"batch of size {size[0]}x{size[1]} after batches of {input_size[0]}x{input_size[1]}")
                 try:
                     out = primary_output(model(x))
+                except torch.OutOfMemoryError as exc:
+                    raise _out_of_memory(x.shape[0], device) from exc
                 except (RuntimeError, ValueError, TypeError) as exc:
                     raise ModelLoadError(
                         f"forward pass failed at {size[0]}x{size[1]}: {' '.join(str(exc).split())[:300]}"
@@ -216,7 +223,10 @@ def accumulate_erf(
                     centre_index, centre_position = centre_pixel(output_size, input_size)
                 cy, cx = centre_index
                 # Σ over the batch and the classes of the centre outputs: each image's input gradient is its own.
-                (grad,) = torch.autograd.grad(out[:, :, cy, cx].sum(), x)
+                try:
+                    (grad,) = torch.autograd.grad(out[:, :, cy, cx].sum(), x)
+                except torch.OutOfMemoryError as exc:
+                    raise _out_of_memory(x.shape[0], device) from exc
                 per_image = grad.sum(dim=1).clamp_(min=0)  # Σ colour channels, then clip negatives (Eq. 1)
                 # Two half-maps, even- and odd-numbered images: their difference measures the noise.
                 parity = (torch.arange(per_image.shape[0], device=per_image.device) + images) % 2
