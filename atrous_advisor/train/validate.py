@@ -478,6 +478,7 @@ class _Job:
             stat = request.weights.stat()
             weights_id = f"{request.weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
         settings = asdict(self.settings)
+        settings["weight_decay"] = self.settings.resolved_weight_decay
         for transient in ("num_workers", "checkpoint_every"):
             settings.pop(transient)
         return {
@@ -507,15 +508,26 @@ class _Job:
         run_id = _run_id(variant, seed)
         fingerprint = _fingerprint(self.common, variant)
         model = self.build(variant, seed)
+        out_of_memory = False
         try:
             stats = loop.train(model, self.train_set, self.settings, seed, self.device, self.ctx,
                                checkpoint=checkpoint, checkpoint_tag={"fingerprint": fingerprint, "seed": seed},
                                on_step=on_step)
         except torch.OutOfMemoryError:
+            out_of_memory = True  # handled outside the except block, so the traceback no longer pins the model
+        if out_of_memory:
             del model
             self._out_of_memory(variant, seed)
         self.reporter.evaluating(run_id)
-        per_class, miou = loop.iou_from_confusion(loop.evaluate(model, self.val_set, self.settings, self.device, self.ctx))
+        try:
+            confusion = loop.evaluate(model, self.val_set, self.settings, self.device, self.ctx)
+        except torch.OutOfMemoryError:
+            hint = "use --eval slide (windows of the crop size)" if self.settings.eval_mode == "whole" else "use a smaller --crop"
+            raise AdvisorError(
+                f"out of memory on {device_name(self.device)} evaluating {variant.name}: {hint}; the trained weights of "
+                f"this run are lost, finished runs are kept"
+            ) from None
+        per_class, miou = loop.iou_from_confusion(confusion)
         return RunResult(
             variant=variant.name, seed=seed, steps=self.settings.steps, miou=miou, per_class_iou=per_class,
             images_per_second=stats.images_per_second, train_seconds=stats.seconds, final_loss=stats.final_loss,
