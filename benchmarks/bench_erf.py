@@ -10,7 +10,7 @@ Models (random weights, nothing downloaded):
   small-aspp  a shallow stem + torchvision's ASPP (rates 3, 6, 9 at stride 4), as in tests/test_erf.py
   deeplabv3   torchvision deeplabv3_resnet50 (stride 8, rates 12, 24, 36), weights=None
 
-    python benchmarks/bench_erf.py [--device auto] [--repeats 3] [--all] [--json]
+    python benchmarks/bench_erf.py [--device auto] [--repeats 3] [--threads N] [--all] [--json]
 """
 
 from __future__ import annotations
@@ -71,10 +71,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default=None, help="run only cases whose name contains this")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads (default: torch's choice); 1 is steadier on a shared machine")
     parser.add_argument("--all", action="store_true", help="also the slow cases (DeepLabV3 at 256 px)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if hasattr(os, "getloadavg"):
+        print(f"load average before: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     rows = []
     for name, (build, crop, images, batch, slow) in CASES.items():
         if (args.only and args.only not in name) or (slow and not args.all):
@@ -101,6 +107,8 @@ def main() -> None:
             print(f"{name:<22} batch {batch:>2}: {row['batched_images_per_second']:8.2f} img/s   "
                   f"one at a time: {row['single_images_per_second']:8.2f} img/s   ×{row['speedup']:.2f}",
                   flush=True)
+    if hasattr(os, "getloadavg"):
+        print(f"load average after: {os.getloadavg()[0]:.2f}", file=sys.stderr)
     machine = {
         "python": sys.version.split()[0],
         "torch": torch.__version__,
