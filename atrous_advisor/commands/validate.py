@@ -33,7 +33,8 @@ def _config_text(variant) -> str:
 
 
 class RichReporter:
-    """Rich progress bars with ETA on stderr: one for the whole job, one for the run in progress."""
+    """Progress on stderr: rich bars with ETA on a terminal (one for the job, one per run); plain lines otherwise,
+    so that a log file or a killed job keeps what happened."""
 
     def __init__(self, console: Console) -> None:
         from rich.progress import (
@@ -41,41 +42,58 @@ class RichReporter:
         )
 
         self.console = console
+        self.live = console.is_terminal
         self.progress = Progress(
             TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
-        )
-        self.overall = None
-        self.current = None
-        self.steps = 0
+        ) if self.live else None
+        self.overall = self.current = None
+        self.steps = self.done = 0
+
+    def _log(self, text: str) -> None:
+        (self.progress.console if self.live else self.console).print(text, highlight=False)
 
     def plan(self, run_ids, steps):
         self.steps = steps
-        self.progress.start()
-        self.overall = self.progress.add_task("all runs", total=len(run_ids) * steps, info="")
+        if self.live:
+            self.progress.start()
+            self.overall = self.progress.add_task("all runs", total=len(run_ids) * steps, info="")
+        else:
+            self._log(f"{len(run_ids)} run(s) of {steps} steps: {', '.join(run_ids)}")
 
     def skip(self, run_id, run: RunResult):
-        self.progress.console.print(f"skipping {run_id}: finished earlier (mIoU {run.miou:.4f})")
-        self.progress.advance(self.overall, self.steps)
+        self._log(f"skipping {run_id}: finished earlier (mIoU {run.miou:.4f})")
+        if self.live:
+            self.progress.advance(self.overall, self.steps)
 
     def start(self, run_id):
-        self.current = self.progress.add_task(run_id, total=self.steps, info="")
-        self._done = 0
+        self.done = 0
+        if self.live:
+            self.current = self.progress.add_task(run_id, total=self.steps, info="")
+        else:
+            self._log(f"training {run_id}")
 
     def step(self, run_id, step, loss):
-        self.progress.update(self.current, completed=step, info=f"loss {loss:.4f}")
-        self.progress.advance(self.overall, step - self._done)
-        self._done = step
+        if self.live:
+            self.progress.update(self.current, completed=step, info=f"loss {loss:.4f}")
+            self.progress.advance(self.overall, step - self.done)
+        self.done = step
 
     def evaluating(self, run_id):
-        self.progress.update(self.current, info="evaluating")
+        if self.live:
+            self.progress.update(self.current, info="evaluating")
 
     def finish(self, run_id, run: RunResult):
         resumed = f", resumed at step {run.resumed_from_step}" if run.resumed_from_step else ""
-        self.progress.update(self.current, info=f"mIoU {run.miou:.4f}{resumed}")
+        if self.live:
+            self.progress.update(self.current, info=f"mIoU {run.miou:.4f}{resumed}")
+        else:
+            self._log(f"finished {run_id}: mIoU {run.miou:.4f}, {run.images_per_second:.1f} images/s, "
+                      f"{run.train_seconds:.0f} s{resumed}")
 
     def close(self):
-        self.progress.stop()
+        if self.live:
+            self.progress.stop()
 
 
 def render_validate(report: ValidateReport, out: Path, console: Console) -> None:
