@@ -306,3 +306,31 @@ def test_commands_do_not_import_torch_at_module_level():
         top = [n for n in ast.parse(source).body if isinstance(n, (ast.Import, ast.ImportFrom))]
         modules = {getattr(n, "module", None) for n in top} | {a.name for n in top for a in n.names}
         assert not any(str(m).startswith(("torch", "atrous_advisor.train", "atrous_advisor.graph")) for m in modules if m), name
+
+
+# --------------------------------------------------------------------------------------------- real models
+
+
+@pytest.mark.slow
+def test_smp_pspnet_scale_variants(data, tmp_path):
+    """PPM path end to end: smp PSPNet (resnet18 encoder, stride 8), scales (1, 2, 3, 6) against a user set."""
+    pytest.importorskip("segmentation_models_pytorch")
+    report = run_validation(request(data, tmp_path / "psp", model=str(ROOT / "examples" / "smp_pspnet.py"),
+                                    kwargs={"encoder_name": "resnet18", "classes": 5}, steps=1,
+                                    scale_sets=((1, 2, 4, 8),)))
+    # 64 px is below the 120 px minimum cell: every suggested scale is capped at 1
+    assert [(v.name, v.scales) for v in report.variants] == [
+        ("current", [1, 2, 3, 6]), ("suggested", [1, 1, 1, 1]), ("scales-1-2-4-8", [1, 2, 4, 8]),
+    ]
+    assert all(v.rates is None and 0 <= v.miou <= 1 for v in report.variants)
+    assert (tmp_path / "psp" / "miou_vs_rate.png").is_file()
+
+
+@pytest.mark.slow
+def test_torchvision_deeplabv3(data, tmp_path):
+    """torchvision DeepLabV3-ResNet50 (stride 8, rates 12/24/36): at 64 px the suggested rates are (1, 2, 3)."""
+    report = run_validation(request(data, tmp_path / "tv", model="torchvision.models.segmentation:deeplabv3_resnet50",
+                                    kwargs={"weights": None, "weights_backbone": None, "num_classes": 5},
+                                    steps=1, batch_size=2))
+    assert [v.rates for v in report.variants] == [[(12, 12), (24, 24), (36, 36)], [(1, 1), (2, 2), (3, 3)]]
+    assert report.complete
