@@ -67,6 +67,6 @@ class ValidateReport(Result):
     world_size: int
     settings: dict[str, Any]
     variants: list[VariantResult]
-    best: Optional[str]  # variant with the highest mean mIoU among complete ones
+    best: Optional[str]  # complete variant with the highest mean mIoU; None if none is complete or the top is a tie
     complete: bool
     notes: list[str]

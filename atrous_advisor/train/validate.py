@@ -578,6 +578,14 @@ def largest_fitting_batch(try_batch: Callable[[int], None], failed: int) -> Opti
     return None
 
 
+def _best(variants: Sequence[VariantResult]) -> Optional[str]:
+    """The variant with the highest mean mIoU; None when that top score is shared (nothing to choose)."""
+    ranked = sorted(variants, key=lambda v: v.miou, reverse=True)
+    if not ranked or (len(ranked) > 1 and ranked[0].miou == ranked[1].miou):
+        return None
+    return ranked[0].name
+
+
 def build_report(job: _Job, finished: dict[str, RunResult]) -> ValidateReport:
     request = job.request
     variants = [
@@ -589,7 +597,7 @@ def build_report(job: _Job, finished: dict[str, RunResult]) -> ValidateReport:
         model=request.model, data=str(request.data), layout=job.train_files.layout, crop=request.crop,
         num_classes=job.num_classes, device=job.device.type, device_name=device_name(job.device),
         world_size=job.ctx.world_size, settings=job.public_settings(), variants=variants,
-        best=max(complete, key=lambda v: v.miou).name if complete else None,
+        best=_best(complete),
         complete=all(v.complete for v in variants), notes=job.notes,
     )
 
