@@ -348,3 +348,13 @@ def test_best_is_the_unique_top_score():
     assert _best([variant("current", 0.4), variant("suggested", 0.6)]) == "suggested"
     assert _best([variant("current", 0.19), variant("suggested", 0.19)]) is None
     assert _best([]) is None
+
+
+def test_sliding_windows_cover_a_larger_image_exactly():
+    """With a per-pixel model, averaging overlapping windows must give the whole-image logits everywhere."""
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(3, 5, 1)
+    image = torch.randn(1, 3, 50, 70)
+    with torch.no_grad():
+        stitched = loop._sliding_logits(model, image, (32, 32), 5)
+        assert torch.allclose(stitched, model(image), atol=1e-6)
