@@ -36,7 +36,7 @@ def _fmt(value, unit: str = "") -> str:
     h, w = value
     if h is None and w is None:
         return "global"
-    f = lambda v: "global" if v is None else f"{v:g}"  # noqa: E731
+    f = lambda v: "global" if v is None else f"{round(v, 1):g}"  # noqa: E731
     return (f(h) if h == w else f"{f(h)}×{f(w)}") + unit
 
 
@@ -101,8 +101,9 @@ def render_inspect(report: InspectReport, console: Console, layers: bool = False
         console.print("\nno ASPP, PPM or dilated FCN head found")
 
     if report.border_layer:
+        n = len(report.unproductive_layers)
         console.print(f"\nborder layer (Size Matters): {report.border_layer} — its inputs already see more than "
-                      f"the crop; {len(report.unproductive_layers)} later layers likewise")
+                      f"the crop; {n} later layer{'' if n == 1 else 's'} likewise")
     else:
         console.print("\nno border layer: no layer's input field exceeds the crop")
     if report.field_map:
@@ -149,8 +150,10 @@ def inspect(
     else:
         render_inspect(report, stdout, layers=layers)
         stdout.file.flush()
+        shown = {f"{h.name}: {h.verdict}" for h in [*report.aspp, *report.ppm]}
         for message in report.warnings:
-            warn(message)
+            if message not in shown:  # head verdicts are already in the summary
+                warn(message)
     return 0
 
 

@@ -253,8 +253,8 @@ def resample(f: AxisField, size_out: int, taps: int, align_corners: bool = False
 def merge(fields: Sequence[AxisField], size_out: int) -> AxisField:
     """Several paths into one node (cat, add, mul): largest and smallest field, union of supports.
 
-    Global-only paths contribute the flag, not a field. Finite paths that disagree on jump or centre are
-    misaligned: their features do not describe the same input positions.
+    Global-only paths contribute the flag, not a field. Finite feature paths that disagree on jump or centre
+    are misaligned: their features do not describe the same input positions.
     """
     finite = [f for f in fields if f.finite]
     is_global = any(f.global_context for f in fields)
@@ -263,9 +263,13 @@ def merge(fields: Sequence[AxisField], size_out: int) -> AxisField:
         base = fields[0]
         return replace(base, size=size_out, global_context=is_global, misaligned=misaligned)
     base = finite[0]
-    for other in finite[1:]:
-        if other.jump != base.jump or other.start != base.start:
+    # pooled-bin paths (PPM cells) are coarse context by design; only feature paths must line up
+    features = [f for f in finite if not f.binned]
+    for other in features[1:]:
+        if other.jump != features[0].jump or other.start != features[0].start:
             misaligned = True
+    if features:
+        base = features[0]
     support = Support()
     for f in finite:
         # another path's feature 0 may sit elsewhere; express its support relative to this node's feature 0

@@ -65,7 +65,7 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
     if framework == "smp" and square:
         return f"decoder_atrous_rates=({ints})"
     if framework == "torchvision" and square:
-        return f"DeepLabHead/ASPP(..., atrous_rates=({ints}))"
+        return f"model.classifier = DeepLabHead(in_channels, num_classes, atrous_rates=({ints}))"
     if framework == "mmseg" and square:
         return f"decode_head=dict(dilations=(1, {ints}))"
     pairs = ", ".join(f"{m}: dilation=padding={_fmt(r)}" for m, r in zip(site.branch_modules, rates))
@@ -152,7 +152,7 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
     if small:
         finest = min(analysis.cells, key=lambda c: min(c.cell_pixels))
         problems.append(
-            f"scale{'s' if len(small) > 1 else ''} {tuple(small)} make cells below {analysis.min_cell} px "
+            (f"scales {tuple(small)} make" if len(small) > 1 else f"scale {small[0]} makes") + f" cells below {analysis.min_cell} px "
             f"(finest {_fmt(tuple(round(p) for p in finest.cell_pixels))} px)"
         )
     if redundant:
@@ -162,9 +162,14 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
     fix = None
     if not ok:
         joined = ", ".join(map(str, suggested))
-        fix = f"use pool scales ({joined})" + (
-            f": PSPNet(..., psp pool sizes=({joined}))" if framework == "smp" else f": pool_scales=({joined})"
-        )
+        cap = max(suggested)
+        changes = [f"{m}.output_size = {min(s, cap)}" for m, s in zip(site.branch_modules, site.scales) if min(s, cap) != s]
+        if framework == "mmseg":
+            fix = f"use pool scales ({joined}): decode_head=dict(pool_scales=({joined}))"
+        else:  # smp's PSPNet has no argument for its pool sizes: the fix is module surgery
+            fix = f"use pool scales ({joined}): set " + ", ".join(changes) + (
+                " (then drop the duplicate branch)" if len(suggested) < len(set(site.scales)) else ""
+            )
     return PpmHead(
         name=site.name,
         branch_modules=site.branch_modules,
@@ -217,6 +222,26 @@ def _layers(prop) -> list[LayerField]:
             )
         )
     return rows
+
+
+def _misalignment(prop) -> str:
+    """Name the first merge whose inputs disagree, with their jumps and centres."""
+    for node in prop.graph.nodes:
+        f = prop.fields.get(node.id)
+        if f is None or not (f.h.misaligned or f.w.misaligned):
+            continue
+        inputs = [prop.fields.get(i) for i in node.inputs]
+        inputs = [g for g in inputs if g is not None and g.layout is not None]
+        if any(g.h.misaligned or g.w.misaligned for g in inputs):
+            continue
+        paths = "; ".join(
+            f"jump {_fmt(_pair_of(g.axes, 'jump'))} centre {_fmt(_pair_of(g.axes, 'start'))}"
+            for g in inputs if g.h.finite and not g.h.binned
+        )
+        where = node.module or "<root>"
+        return (f"misaligned paths at {node.kind.split('.', 1)[-1]} in {where}: {paths} "
+                "(an align_corners=True or odd-sized resize does not land on the other path's grid)")
+    return "misaligned paths: branches merged with different jumps or centres"
 
 
 def border_layer(prop, crop: tuple[int, int]) -> tuple[Optional[str], list[str]]:
@@ -336,7 +361,7 @@ def inspect_model(
             f"gridding: the output's field has holes: it reads {_fmt(read)} of the {_fmt(span)} px it spans{lattice}"
         )
     if misaligned:
-        warnings.append("misaligned paths: branches merged with different jumps or centres")
+        warnings.append(_misalignment(prop))
     border, unproductive = border_layer(prop, crop)
 
     map_path = None
