@@ -8,13 +8,14 @@ turn every other tag into an :class:`Opaque` value.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import yaml
 
 from atrous_advisor.errors import ConfigError
+from atrous_advisor.configs.chain import ChainLoader
 from atrous_advisor.configs.values import DictShape, Loc, Opaque, V, canonical
 
 BASE_KEY = "_BASE_"
@@ -142,42 +143,18 @@ def merge(child: dict, base: dict) -> dict:
     return out
 
 
-@dataclass
-class Detectron2Loader:
-    overrides: dict[Path, str] = field(default_factory=dict)
-    files: dict[Path, YamlFile] = field(default_factory=dict)
-    _merged: dict[Path, Union[dict, ConfigError]] = field(default_factory=dict)
+class Detectron2Loader(ChainLoader[YamlFile]):
+    base_key = "_BASE_"
 
-    def parsed(self, path: Path) -> YamlFile:
-        path = canonical(path)
-        if path not in self.files:
-            self.files[path] = parse_yaml(path, self.overrides.get(path))
-        return self.files[path]
+    def _parse(self, path: Path, text: Optional[str]) -> YamlFile:
+        return parse_yaml(path, text)
 
-    def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> dict:
-        path = canonical(path)
-        if path in _stack:
-            cycle = " -> ".join(p.name for p in (*_stack[_stack.index(path):], path))
-            raise ConfigError(f"{path}: cyclic _BASE_: {cycle}")
-        cached = self._merged.get(path)
-        if isinstance(cached, ConfigError):
-            raise cached
-        if cached is not None:
-            return cached
-        try:
-            parsed = self.parsed(path)
-            merged: dict = {}
-            for base in parsed.bases:
-                if not base.is_file():
-                    raise ConfigError(f"{path}: _BASE_ {base.name!r} not found (looked for {base})")
-                merged = merge(self.load(base, (*_stack, path)), merged)
-            merged = merge(parsed.root.value, merged)
-        except ConfigError as exc:
-            if not _stack:
-                self._merged[path] = exc
-            raise
-        self._merged[path] = merged
-        return merged
+    def _load(self, path: Path, stack: tuple[Path, ...]) -> dict:
+        parsed = self.parsed(path)
+        merged: dict = {}
+        for base in parsed.bases:
+            merged = merge(self.load(self.base_file(path, base), stack), merged)
+        return merge(parsed.root.value, merged)
 
 
 def lookup(cfg: dict, dotted: str) -> Optional[V]:

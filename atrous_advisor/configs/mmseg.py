@@ -13,11 +13,12 @@ from __future__ import annotations
 import ast
 import operator
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from atrous_advisor.errors import ConfigError
+from atrous_advisor.configs.chain import ChainLoader
 from atrous_advisor.configs.values import DictShape, Loc, Opaque, V, canonical, split_lines
 
 BASE_KEY = "_base_"
@@ -424,47 +425,17 @@ def parse_file(path: Path, text: Optional[str] = None) -> ParsedFile:
     return ParsedFile(path, text, lines, tree, bases, base_site, placeholder_spans(lines) if "{{" in text else {})
 
 
-@dataclass
-class MMSegLoader:
-    """Loads configs with their bases; each file is parsed and evaluated once and then shared."""
+class MMSegLoader(ChainLoader[ParsedFile]):
+    """MMSegmentation configs: each file evaluated statically in its own namespace, then merged over its bases."""
 
-    overrides: dict[Path, str] = field(default_factory=dict)  # resolved path -> text (``--diff`` previews)
-    files: dict[Path, ParsedFile] = field(default_factory=dict)
-    _merged: dict[Path, Union[dict, ConfigError]] = field(default_factory=dict)
-
-    def parsed(self, path: Path) -> ParsedFile:
-        path = canonical(path)
-        if path not in self.files:
-            self.files[path] = parse_file(path, self.overrides.get(path))
-        return self.files[path]
-
-    def load(self, path: Path, _stack: tuple[Path, ...] = ()) -> dict[str, V]:
-        """The merged config of ``path``: its own values over its bases', with locations."""
-        path = canonical(path)
-        if path in _stack:
-            cycle = " -> ".join(p.name for p in (*_stack[_stack.index(path):], path))
-            raise ConfigError(f"{path}: cyclic _base_: {cycle}")
-        cached = self._merged.get(path)
-        if isinstance(cached, ConfigError):
-            raise cached
-        if cached is not None:
-            return cached
-        try:
-            merged = self._load(path, (*_stack, path))
-        except ConfigError as exc:
-            if not _stack:
-                self._merged[path] = exc
-            raise
-        self._merged[path] = merged
-        return merged
+    def _parse(self, path: Path, text: Optional[str]) -> ParsedFile:
+        return parse_file(path, text)
 
     def _load(self, path: Path, stack: tuple[Path, ...]) -> dict[str, V]:
         parsed = self.parsed(path)
         base_cfg: dict[str, V] = {}
         for base in parsed.bases:
-            if not base.is_file():
-                raise ConfigError(f"{path}: _base_ {base.name!r} not found (looked for {base})")
-            cfg = self.load(base, stack)
+            cfg = self.load(self.base_file(path, base), stack)
             duplicate = base_cfg.keys() & cfg.keys()
             if duplicate:
                 raise ConfigError(f"{path}: bases define the same keys {sorted(duplicate)} (mmengine refuses this)")
