@@ -13,7 +13,6 @@ Extend it for your own ops::
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from typing import Any, Callable, Optional, Sequence
 
 from atrous_advisor.geometry import fields as G

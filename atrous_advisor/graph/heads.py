@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from atrous_advisor.graph.capture import CapturedGraph, Const, OpNode, Ref
+from atrous_advisor.graph.capture import CapturedGraph, Const, OpNode
 
 CONV_KINDS = frozenset({"aten.conv2d", "aten.convolution", "aten._convolution", "aten.cudnn_convolution"})
 ADAPTIVE_KINDS = frozenset({"aten.adaptive_avg_pool2d", "aten._adaptive_avg_pool2d", "aten.adaptive_max_pool2d"})

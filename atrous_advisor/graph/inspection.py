@@ -13,7 +13,7 @@ from typing import Optional
 from atrous_advisor.errors import InputError
 from atrous_advisor.geometry import analyse_ppm, branch_info, fov, optimal_base_rate, single_int_rate, suggested_rates
 from atrous_advisor.geometry.fields import AxisField, as_number
-from atrous_advisor.graph.heads import CONV_KINDS, HeadSite, conv_geometry, heads_of
+from atrous_advisor.graph.heads import CONV_KINDS, HeadSite, heads_of
 from atrous_advisor.report.inspect_models import (
     AsppHead,
     FcnHead,
