@@ -8,6 +8,7 @@ import typer
 
 from atrous_advisor.advice import advise_rates
 from atrous_advisor.commands._common import emit_json, stdout, warn
+from atrous_advisor.errors import InputError
 from atrous_advisor.geometry import DEFAULT_MARGIN, parse_crop, parse_int_list
 from atrous_advisor.report.render import render_rate
 
@@ -26,7 +27,9 @@ def rate(
     # Numbers are parsed here rather than by click so every bad value gets the same one-line error.
     (stride_value,) = parse_int_list(stride, "stride")
     n = parse_int_list(branches, "branches")[0] if branches is not None else None
-    margin_value = int(margin) if margin.strip().isdigit() else parse_int_list(margin, "margin")[0]
+    if not margin.strip().isdigit():
+        raise InputError(f"margin {margin!r}: must be a non-negative integer (px)")
+    margin_value = int(margin)
     current = parse_int_list(rates, "rates") if rates is not None else None
     report = advise_rates(parse_crop(crop), stride_value, n, margin_value, current)
     for message in report.warnings:

@@ -61,7 +61,10 @@ def _check_margin(crop: IntPair, margin: int) -> None:
     if not isinstance(margin, int) or margin < 0:
         raise InputError(f"margin {margin!r}: must be a non-negative integer")
     if margin >= min(crop):
-        raise InputError(f"margin {margin}: must be smaller than the crop {crop[0]}x{crop[1]}")
+        raise InputError(
+            f"crop {crop[0]}x{crop[1]}: must be larger than the FOV margin of {margin} px (--margin), "
+            f"or r* = (L − {margin}) / (2·n·s) is not positive"
+        )
 
 
 def _check_branches(branches: int) -> None:
