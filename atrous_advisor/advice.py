@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Optional, Sequence, Union
 
 from atrous_advisor.errors import InputError
@@ -53,16 +54,7 @@ def _evaluate(name: str, rates: list[tuple[int, int]], crop, stride, margin, bra
         fov_ratio=analysis.fov_ratio,
         effective_base_rate=effective,
         within_tolerance=all(base_rate_within_tolerance(e, o) for e, o in zip(effective, optimal)),
-        branches=[
-            BranchEvaluation(
-                rate=b.rate,
-                kernel_extent=b.kernel_extent,
-                coverage=b.coverage,
-                padding_fraction=b.padding_fraction,
-                degenerate=b.degenerate,
-            )
-            for b in analysis.branches
-        ],
+        branches=[BranchEvaluation(**asdict(b)) for b in analysis.branches],
     )
 
 
@@ -211,16 +203,7 @@ def advise_ppm(
         feature_map=analysis.feature_map,
         min_cell=min_cell,
         scales=list(scales),
-        cells=[
-            CellEvaluation(
-                scale=c.scale,
-                cell_features=c.cell_features,
-                cell_pixels=c.cell_pixels,
-                below_min_cell=c.below_min_cell,
-                redundant=c.redundant,
-            )
-            for c in analysis.cells
-        ],
+        cells=[CellEvaluation(**asdict(c)) for c in analysis.cells],
         suggested_scales=suggested,
         verdict=verdict,
         ok=ok,
