@@ -236,3 +236,34 @@ def test_fix_keeps_positions_right_in_files_with_form_feeds_and_crlf(run_cli, tm
     cfg.write_bytes(text.encode())
     assert run_cli("lint", "--fix", "cfg.py").exit_code == 0
     assert cfg.read_bytes().decode() == text.replace("(1, 12, 24, 36)", "(1, 10, 20, 30)")
+
+
+def test_a_folder_without_configs_exits_2(run_cli, tree):
+    (tree / "empty").mkdir()
+    result = run_cli("lint", "empty")
+    assert result.exit_code == 2
+    assert result.stderr == "error: empty: no configs found in this folder\n"
+    assert run_cli("lint", "mmseg1x/_base_").exit_code == 2  # bases alone are not linted: nothing was checked
+
+
+@pytest.mark.parametrize("name", ["b.yaml", "config.json"])
+def test_an_unreadable_named_file_is_an_error_not_skipped(tmp_path, name):
+    """YAML and JSON configs are recognised by reading them; one that cannot be read must not pass silently."""
+    path = tmp_path / name
+    path.write_text({"b.yaml": "MODEL:\n  X: 1\n", "config.json": '{"_model_class": "DeepLabV3"}'}[name])
+    path.chmod(0)
+    tmp_path.chmod(0o755)
+    # Root reads anything: drop to nobody in a child, after the imports (the interpreter may live under /root).
+    code = (
+        "import os, sys; from pathlib import Path\n"
+        "from atrous_advisor.configs.engine import lint_paths\n"
+        "from atrous_advisor.configs.settings import Settings\n"
+        "os.chdir(sys.argv[1])\n"
+        "if os.geteuid() == 0: os.setgid(65534); os.setuid(65534)\n"
+        "run = lint_paths([Path(sys.argv[2])], Settings())\n"
+        "print(len(run.results), [e.message for e in run.errors])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path), name], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("0 [") and "cannot read" in proc.stdout and name in proc.stdout

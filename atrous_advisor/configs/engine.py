@@ -206,17 +206,19 @@ def lint_paths(
     # tree above its `_base_` folder; an ordinary config is inherited by its siblings (r101 from r50).
     search_roots: list[tuple[Path, bool]] = [(Path(r), True) for r in roots]
 
-    def add(path: Path, writable: bool) -> None:
+    def add(path: Path, writable: bool) -> bool:
         framework = framework_of(path)
         key = canonical(path)
         if framework is not None and key not in targets:
             targets[key] = (path, framework, writable)
+        return framework is not None
 
     for path in paths:
         if path.is_dir():
             search_roots.append((path, True))
-            for found in walk(path):
-                add(found, True)
+            configs = [add(found, True) for found in walk(path)]
+            if not any(configs):  # a wrong folder in CI must not pass as "all checks passed"
+                run.errors.append(LintError(path, f"{path}: no configs found in this folder"))
         elif path.is_file():
             named.append(path)
             if is_base_file(path):
@@ -230,7 +232,11 @@ def lint_paths(
                 top = Path(*parts[: parts.index("_base_")]) if "_base_" in parts else path.parent
                 search_roots.append((top, True))
             else:
-                add(path, True)
+                if not add(path, True):
+                    try:  # YAML/JSON are recognised by their content: an unreadable one must not pass silently
+                        open(path, "rb").close()
+                    except OSError as exc:
+                        run.errors.append(LintError(path, f"{path}: cannot read: {exc.strerror}"))
                 search_roots.append((path.parent, False))
         else:
             run.errors.append(LintError(path, f"{path}: no such file or directory"))
