@@ -65,7 +65,7 @@ def build_report(run):
 
 
 def _unique_diagnostics(run):
-    """(message, diagnostic) pairs; a finding in a base shared by several configs is printed once.
+    """(message, diagnostic, result) triples; a finding in a base shared by several configs is printed once.
 
     A diagnostic that points into a base says which linted config it is about: the same base line can be
     right for one crop and wrong for another.
@@ -79,14 +79,15 @@ def _unique_diagnostics(run):
             key = (d.code, str(canonical(d.loc.path)), d.loc.line, d.loc.col, message)
             if key not in seen:
                 seen.add(key)
-                yield message, d
+                yield message, d, result
 
 
 def render_text(run, out=None, err=None) -> None:
     out, err = out or sys.stdout, err or sys.stderr
     fixable = 0
-    for message, d in _unique_diagnostics(run):
-        mark = " [*]" if d.fix is not None and d.fix.applicability == "safe" else ""
+    for message, d, result in _unique_diagnostics(run):
+        # Only what `--fix` would write: configs linted because they inherit a named file are not rewritten.
+        mark = " [*]" if result.writable and d.fix is not None and d.fix.applicability == "safe" else ""
         fixable += bool(mark)
         out.write(f"{display_path(d.loc.path)}:{d.loc.line}:{d.loc.col + 1}: {d.code}{mark} {message}\n")
     for result in run.results:
@@ -117,7 +118,7 @@ def render_text(run, out=None, err=None) -> None:
 
 def render_github(run, out=None) -> None:
     out = out or sys.stdout
-    for message, d in _unique_diagnostics(run):
+    for message, d, _ in _unique_diagnostics(run):
         out.write(
             f"::error file={_gh_escape(display_path(d.loc.path), True)},line={d.loc.line},col={d.loc.col + 1},"
             f"title={d.code}::{_gh_escape(f'{d.code} {message}')}\n"
