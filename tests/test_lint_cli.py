@@ -269,3 +269,11 @@ def test_an_unreadable_named_file_is_an_error_not_skipped(tmp_path, name):
                           cwd=REPO, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("0 [") and "cannot read" in proc.stdout and name in proc.stdout
+
+
+def test_an_unresolved_random_crop_is_not_called_missing(run_cli, tree):
+    """The pipeline has a RandomCrop whose crop_size is computed: AA001 says so; the note must not deny it exists."""
+    result = run_cli("lint", "mmseg1x/misc/deeplabv3_r50-d8_computed-crop_ade20k.py")
+    assert "AA001 cannot resolve RandomCrop.crop_size" in result.stdout
+    assert "no RandomCrop" not in result.stderr
+    assert "note: the training crop is unknown: the rate and scale checks were skipped" in result.stderr

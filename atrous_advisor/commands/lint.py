@@ -93,7 +93,7 @@ def render_text(run, out=None, err=None) -> None:
     for result in run.results:
         facts = result.facts
         if facts is not None and facts.crop is None and (facts.aspp or facts.ppm or facts.dilated_convs):
-            why = "; ".join(facts.notes) or "no training crop found"
+            why = "; ".join(facts.notes) or "the training crop is unknown"
             err.write(
                 f"{display_path(result.path)}: note: {why}: the rate and scale checks were skipped; "
                 "give the crop with --crop or `crop` in [tool.atrous-advisor]\n"

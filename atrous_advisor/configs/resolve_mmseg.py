@@ -98,6 +98,7 @@ class _Resolver:
             root, trail = data.value["train"], "data.train"
         crops: list[tuple[tuple[int, int], V]] = []
         opaque_steps: list[tuple[str, V]] = []
+        random_crop = False  # a RandomCrop whose crop_size is unresolved is reported as AA001, not as missing
         for dataset, where in self.datasets(root, trail):
             pipeline = dataset.get("pipeline")
             if pipeline is None:
@@ -109,6 +110,7 @@ class _Resolver:
                 if isinstance(step.value, Opaque):
                     opaque_steps.append((f"a step of `{where}.pipeline`", step))
                 elif type_name(step) == "RandomCrop":
+                    random_crop = True
                     size = step.get("crop_size")
                     crop = as_crop(plain(size)) if size is not None else None
                     if crop is None:
@@ -118,7 +120,7 @@ class _Resolver:
         if not crops:
             for what, step in opaque_steps:  # one of them may be the crop: say so rather than pass silently
                 self.unresolved(what, step)
-            if not opaque_steps:
+            if not opaque_steps and not random_crop:
                 self.facts.notes.append(f"no RandomCrop in the training pipeline ({trail})")
         if crops:
             (crop, size) = crops[0]
