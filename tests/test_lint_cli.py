@@ -277,3 +277,23 @@ def test_an_unresolved_random_crop_is_not_called_missing(run_cli, tree):
     assert "AA001 cannot resolve RandomCrop.crop_size" in result.stdout
     assert "no RandomCrop" not in result.stderr
     assert "note: the training crop is unknown: the rate and scale checks were skipped" in result.stderr
+
+
+@pytest.mark.parametrize("comma", [",", ""])
+def test_fix_keeps_a_trailing_comment_on_the_entry_it_belongs_to(run_cli, tmp_path, monkeypatch, comma):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "cfg.py"
+    cfg.write_text(
+        "train_dataloader = dict(dataset=dict(pipeline=[dict(type='RandomCrop', crop_size=(512, 512))]))\n"
+        "model = dict(\n"
+        "    backbone=dict(type='ResNetV1c', strides=(1, 2, 1, 1)),\n"
+        "    decode_head=dict(\n"
+        "        type='ASPPHead',\n"
+        f"        in_index=3{comma}  # the last stage\n"
+        "    ),\n"
+        ")\n"
+    )
+    assert run_cli("lint", "--fix", "cfg.py").exit_code == 0
+    lines = cfg.read_text().splitlines()
+    assert lines[5] == "        in_index=3,  # the last stage"
+    assert lines[6] == f"        dilations=(1, 10, 20, 30){comma}"

@@ -8,6 +8,7 @@ mmengine), a key under the leaf's ``MODEL:`` mapping in YAML. Formatting and com
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -52,13 +53,24 @@ def _python_entry(keys: tuple[str, ...], value_text: str, style: str) -> str:
     return f"{keys[0]!r}: {inner}" if style == "literal" else f"{keys[0]}={inner}"
 
 
-def _python_insert(shape: DictShape, lines: list[str], entry: str) -> Edit:
+_AFTER_ENTRY = re.compile(r"\s*(,?)\s*(#.*)?$")
+
+
+def _python_insert(shape: DictShape, lines: list[str], entry: str) -> list[Edit]:
     if shape.last_entry_end is None:
-        return Edit(shape.close, shape.close, entry)
+        return [Edit(shape.close, shape.close, entry)]
     line, col = shape.last_entry_end
     if shape.close[0] != line:  # one entry per line: keep that layout
-        return Edit((line, col), (line, col), ",\n" + _line_indent(lines, line) + entry)
-    return Edit((line, col), (line, col), ", " + entry)
+        indent = _line_indent(lines, line)
+        raw = lines[line - 1].rstrip("\r\n")
+        after = _AFTER_ENTRY.match(raw[col:])
+        if after and after.group(2):  # `num_classes=19,  # classes`: the comment stays with its entry
+            eol = (line, len(raw))
+            if after.group(1):
+                return [Edit(eol, eol, "\n" + indent + entry + ",")]
+            return [Edit((line, col), (line, col), ","), Edit(eol, eol, "\n" + indent + entry)]
+        return [Edit((line, col), (line, col), ",\n" + indent + entry)]
+    return [Edit((line, col), (line, col), ", " + entry)]
 
 
 def _yaml_block(keys: tuple[str, ...], value_text: str, indent: int) -> str:
@@ -96,7 +108,7 @@ def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text
             line = shape.last_entry_end[0]
             end = (line, len(lines[line - 1].rstrip("\r\n")))
             return [Edit(end, end, "\n" + _yaml_block(rest, rendered, shape.entry_indent or 0))]
-        return [_python_insert(shape, lines, _python_entry(rest, rendered, shape.style))]
+        return _python_insert(shape, lines, _python_entry(rest, rendered, shape.style))
     # The leaf writes none of the path: add an override at the end of the file.
     end_line = len(lines)
     end = (end_line, len(lines[-1])) if lines else (1, 0)
