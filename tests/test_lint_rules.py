@@ -87,6 +87,22 @@ def test_crop_trap_points_at_the_believed_crop_and_names_the_real_one():
     assert [line for line, _ in aa301] == [1, 5]  # the file name, then `crop_size = (256, 256)`
     assert all("512x1024" in message and "cityscapes.py:4" in message for _, message in aa301)
     assert result.facts.crop == (512, 1024)
+    assert all("redefine train_pipeline here" in message for _, message in aa301)
+
+
+def test_crop_mismatch_in_the_leafs_own_pipeline_is_not_blamed_on_a_base(tmp_path):
+    """The leaf crops 256x256 itself; the stale crop_size it inherits (and its name) are what is wrong."""
+    base = (FIXTURES / M1 / "_base_/datasets/cityscapes.py").resolve()
+    leaf = tmp_path / "fcn_cityscapes-512x1024.py"
+    leaf.write_text(f"_base_ = [{str(base)!r}]\n"
+                    "train_dataloader = dict(dataset=dict(pipeline=[dict(type='RandomCrop', crop_size=(256, 256))]))\n")
+    run = lint_paths([leaf], Settings())
+    (result,) = run.results
+    messages = {d.loc.path.name: d.message for d in result.diagnostics if d.code == "AA301"}
+    assert set(messages) == {"cityscapes.py", leaf.name}
+    assert not any("redefine train_pipeline" in m for m in messages.values())
+    assert "set crop_size to the pipeline's crop in fcn_cityscapes-512x1024.py" in messages["cityscapes.py"]
+    assert "rename the file" in messages[leaf.name]
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from typing import Iterator
 from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.rules.base import Diagnostic, Rule
 from atrous_advisor.configs.settings import Settings
+from atrous_advisor.configs.values import canonical
 
 
 class BelievedCropDiffers(Rule):
@@ -44,10 +45,15 @@ class BelievedCropDiffers(Rule):
                 if believed.source == "crop_size"
                 else f"the file name says {believed.crop[0]}x{believed.crop[1]}"
             )
+            if canonical(facts.crop_loc.path) != canonical(facts.path):
+                why = " and a base's pipeline keeps the crop it was built with; redefine train_pipeline here"
+            elif believed.source == "crop_size":
+                why = f"; set crop_size to the pipeline's crop in {facts.path.name}"
+            else:
+                why = "; rename the file or change the crop"
             yield self.diagnostic(
                 f"{what}, but training crops {facts.crop[0]}x{facts.crop[1]}: RandomCrop.crop_size is set at "
-                f"{facts.crop_loc.path.name}:{facts.crop_loc.line} and a base's pipeline keeps the crop it was "
-                "built with; redefine train_pipeline here",
+                f"{facts.crop_loc.path.name}:{facts.crop_loc.line}{why}",
                 believed.loc,
             )
 
