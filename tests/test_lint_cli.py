@@ -90,7 +90,10 @@ def test_unlintable_file_exits_2_names_it_and_others_are_still_linted(run_cli, t
 
 
 def test_missing_path_and_bad_format_exit_2(run_cli, tree):
-    assert run_cli("lint", "nope.py").exit_code == 2
+    missing = run_cli("lint", "nope.py")
+    assert missing.exit_code == 2
+    assert missing.stderr == "error: nope.py: no such file or directory\n"
+    assert missing.stdout == "No problems in 0 configs; 1 file could not be linted.\n"  # not "All checks passed"
     bad = run_cli("lint", "--format", "xml", ADE512)
     assert bad.exit_code == 2 and "--format" in bad.stderr
 

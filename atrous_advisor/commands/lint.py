@@ -109,6 +109,8 @@ def render_text(run, out=None, err=None) -> None:
         summary = f"Found {shown} problem{'s' if shown != 1 else ''} in {with_findings} of {configs} {noun}"
         if fixable:
             summary += f" ({fixable} fixable with --fix)"
+    elif run.errors:  # not "all checks passed": some files were not checked at all
+        summary = f"No problems in {configs} {noun}"
     else:
         summary = f"All checks passed ({configs} {noun})"
     if run.errors:
