@@ -300,3 +300,18 @@ def test_fix_keeps_a_trailing_comment_on_the_entry_it_belongs_to(run_cli, tmp_pa
     lines = cfg.read_text().splitlines()
     assert lines[5] == "        in_index=3,  # the last stage"
     assert lines[6] == f"        dilations=(1, 10, 20, 30){comma}"
+
+
+def test_fix_detectron2_flow_mappings(run_cli, tree):
+    """`MODEL: {RESNETS: {...}}` is YAML too: the fix adds `, KEY: value` inside the braces instead of giving up."""
+    folder = tree / "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation"
+    leaf = folder / "flow_os8.yaml"
+    leaf.write_text("_BASE_: Base-DeepLabV3-OS16-Semantic.yaml\n"
+                    "MODEL: {RESNETS: {RES4_DILATION: 2, RES5_DILATION: 4}}  # stride 8\n"
+                    "INPUT: {CROP: {SIZE: [256, 256]}}\n")
+    fixed = run_cli("lint", "--fix", str(leaf))
+    assert "not fixed" not in fixed.stderr and fixed.exit_code == 0, fixed.stdout + fixed.stderr
+    lines = leaf.read_text().splitlines()
+    assert lines[1].endswith("}  # stride 8")
+    head = yaml.safe_load(leaf.read_text())["MODEL"]["SEM_SEG_HEAD"]
+    assert head["COMMON_STRIDE"] == 8 and "ASPP_DILATIONS" in head

@@ -80,7 +80,9 @@ def _to_v(path: Path, loader: OpaqueTagLoader, node: yaml.Node) -> V:
         indent = key_node.start_mark.column
         last_end = _content_end(value_node)
     shape = None
-    if not node.flow_style and last_end is not None:
+    if node.flow_style:  # `{A: 1, B: 2}`: a fix adds `, KEY: value` before the closing brace
+        shape = DictShape(style="flow", last_entry_end=last_end, close=(loc.end_line, loc.end_col - 1))
+    elif last_end is not None:
         shape = DictShape(style="yaml", last_entry_end=last_end, close=last_end, entry_indent=indent)
     return V(entries, loc, loc, shape)
 

@@ -104,6 +104,14 @@ def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text
         dotted = ".".join(target.keys[: depth + 1])
         if shape is None:
             raise Unfixable(f"`{dotted}` is set through an expression in this file; edit it by hand")
+        if framework == "detectron2" and shape.style == "flow":
+            entry = rendered
+            for key in reversed(rest[1:]):
+                entry = f"{{{key}: {entry}}}"
+            entry = f"{rest[0]}: {entry}"
+            if shape.last_entry_end is None:
+                return [Edit(shape.close, shape.close, entry)]
+            return [Edit(shape.last_entry_end, shape.last_entry_end, ", " + entry)]
         if framework == "detectron2":
             line = shape.last_entry_end[0]
             end = (line, len(lines[line - 1].rstrip("\r\n")))

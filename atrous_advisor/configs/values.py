@@ -60,7 +60,7 @@ class Opaque:
 class DictShape:
     """Where a ``dict(...)``/``{...}`` expression can take one more entry (for ``--fix``)."""
 
-    style: str  # "call" for dict(k=v), "literal" for {'k': v}, "yaml" for a block mapping
+    style: str  # "call" for dict(k=v), "literal" for {'k': v}, "yaml" for a block mapping, "flow" for {k: v} YAML
     last_entry_end: Optional[tuple[int, int]]  # (line, col) just after the last entry; None when empty
     close: tuple[int, int]  # (line, col) of the closing bracket
     entry_indent: Optional[int] = None  # column of the entries (block yaml)
