@@ -315,3 +315,18 @@ def test_fix_detectron2_flow_mappings(run_cli, tree):
     assert lines[1].endswith("}  # stride 8")
     head = yaml.safe_load(leaf.read_text())["MODEL"]["SEM_SEG_HEAD"]
     assert head["COMMON_STRIDE"] == 8 and "ASPP_DILATIONS" in head
+
+
+def test_a_pipeline_changed_by_a_method_call_is_aa001_not_a_stale_crop(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg.py").write_text(
+        "train_pipeline = [dict(type='RandomCrop', crop_size=(512, 512))]\n"
+        "train_pipeline[0].update(crop_size=(256, 256))\n"
+        "train_dataloader = dict(dataset=dict(pipeline=train_pipeline))\n"
+        "model = dict(backbone=dict(type='ResNetV1c', strides=(1, 2, 1, 1)), decode_head=dict(type='ASPPHead', in_index=3))\n"
+    )
+    report = json.loads(run_cli("lint", "--json", "cfg.py").stdout)
+    (config,) = report["configs"]
+    assert config["crop"] is None and [d["code"] for d in config["diagnostics"]] == ["AA001"]
+    result = run_cli("lint", "cfg.py")
+    assert "no RandomCrop" not in result.stderr and "the training crop is unknown" in result.stderr

@@ -169,3 +169,18 @@ def test_opaque_tag_loader_never_constructs_python_objects(tmp_path):
     data = yaml.load(text, Loader=OpaqueTagLoader)  # noqa: S506 - a SafeLoader subclass
     assert isinstance(data["A"], Opaque) and isinstance(data["B"], Opaque) and data["C"] == [1, 2]
     assert not marker.exists()
+
+
+def test_a_method_call_that_may_change_a_name_makes_it_opaque_not_stale(tmp_path):
+    """mmengine runs `pipeline[0].update(...)`; the static reader does not, so it must not keep the old value."""
+    path = write(tmp_path, "cfg.py", """
+        train_pipeline = [dict(type='RandomCrop', crop_size=(512, 512))]
+        train_pipeline[0].update(crop_size=(256, 256))
+        head = dict(type='ASPPHead', dilations=(1, 12, 24, 36))
+        rates = head.pop('dilations')
+        kept = dict(a=1)
+        """)
+    cfg = load(path)
+    assert isinstance(cfg["train_pipeline"].value, Opaque) and "update" in cfg["train_pipeline"].value.reason
+    assert isinstance(cfg["head"].value, Opaque) and isinstance(cfg["rates"].value, Opaque)
+    assert plain(cfg["kept"]) == {"a": 1}  # names no call touches keep their values

@@ -124,6 +124,16 @@ class _FileEvaluator:
         }
 
     def statement(self, stmt: ast.stmt) -> None:
+        self._statement(stmt)
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
+            # `x.update(...)`, `pipeline.append(...)`: never run, so what they would change is unknown.
+            for root, call in _method_calls(stmt):
+                if root.id in self.names:
+                    self.names[root.id] = self.opaque(
+                        root, f"`{root.id}` may be changed by `{_snippet(call)}` (line {call.lineno}), which is not evaluated"
+                    )
+
+    def _statement(self, stmt: ast.stmt) -> None:
         if isinstance(stmt, ast.Assign):
             if any(isinstance(t, ast.Name) and t.id == BASE_KEY for t in stmt.targets):
                 return  # mmengine removes the `_base_ = ...` assignment before evaluating the file
@@ -158,6 +168,8 @@ class _FileEvaluator:
 
     def taint(self, stmt: ast.stmt, why: str) -> None:
         """Names bound inside a statement we do not evaluate become opaque — not left at stale values."""
+        for root, _ in _method_calls(stmt):
+            self.names[root.id] = self.opaque(root, f"`{root.id}` may be changed in {why}")
         for node in ast.walk(stmt):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 self.names[node.id] = self.opaque(node, f"`{node.id}` is bound in {why}")
@@ -367,6 +379,17 @@ class _FileEvaluator:
         if isinstance(node.op, ast.Not) and isinstance(x, (bool, int, float, str, list, tuple, dict, type(None))):
             return V(not x, loc, loc)
         return V(Opaque(f"`{_snippet(node)}` is not evaluated"), loc, loc)
+
+
+def _method_calls(stmt: ast.AST):
+    """(name, call) for every method call on a name in ``stmt``: ``a.update()``, ``a[0]['b'].append()``."""
+    for node in ast.walk(stmt):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            root = node.func.value
+            while isinstance(root, (ast.Attribute, ast.Subscript)):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id != BASE_KEY:
+                yield root, node
 
 
 def _snippet(node: ast.AST, limit: int = 60) -> str:

@@ -98,7 +98,7 @@ class _Resolver:
             root, trail = data.value["train"], "data.train"
         crops: list[tuple[tuple[int, int], V]] = []
         opaque_steps: list[tuple[str, V]] = []
-        random_crop = False  # a RandomCrop whose crop_size is unresolved is reported as AA001, not as missing
+        unresolved = len(self.facts.unresolved)  # a crop that is unresolved is reported as AA001, not as missing
         for dataset, where in self.datasets(root, trail):
             pipeline = dataset.get("pipeline")
             if pipeline is None:
@@ -110,7 +110,6 @@ class _Resolver:
                 if isinstance(step.value, Opaque):
                     opaque_steps.append((f"a step of `{where}.pipeline`", step))
                 elif type_name(step) == "RandomCrop":
-                    random_crop = True
                     size = step.get("crop_size")
                     crop = as_crop(plain(size)) if size is not None else None
                     if crop is None:
@@ -120,7 +119,7 @@ class _Resolver:
         if not crops:
             for what, step in opaque_steps:  # one of them may be the crop: say so rather than pass silently
                 self.unresolved(what, step)
-            if not opaque_steps and not random_crop:
+            if not opaque_steps and len(self.facts.unresolved) == unresolved:
                 self.facts.notes.append(f"no RandomCrop in the training pipeline ({trail})")
         if crops:
             (crop, size) = crops[0]
