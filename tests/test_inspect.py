@@ -242,3 +242,16 @@ def test_model_that_does_not_export_is_captured_by_dispatch(tmp_path):
     report = inspect_model(str(path), (32, 32))
     assert report.capture == "dispatch" and any("torch.export failed" in n for n in report.notes)
     assert report.receptive_field == (5, 5) and report.gridding
+
+
+def test_cli_field_map_is_written_where_the_report_says(run_cli, tmp_path):
+    """A name without a suffix is written as PNG under that exact name (not NAME.png); a folder is bad input."""
+    target = tmp_path / "fieldmap"
+    result = run_cli("inspect", str(EXAMPLES / "tiny_aspp.py"), "--crop", "64", "--json", "--field-map", str(target))
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["field_map"] == str(target)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not (tmp_path / "fieldmap.png").exists()
+
+    line = _one_line_error(run_cli("inspect", str(EXAMPLES / "tiny_aspp.py"), "--crop", "64", "--field-map", str(tmp_path)))
+    assert "--field-map" in line and "directory" in line
+    assert not tmp_path.with_suffix(".png").exists()

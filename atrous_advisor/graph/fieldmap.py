@@ -191,7 +191,8 @@ def render(counts, crop: tuple[int, int], path: Path, title: str) -> None:
     ax.set_ylabel("input y (px)")
     fig.tight_layout()
     try:
-        fig.savefig(path)
+        # without a suffix matplotlib would write ``path.png``, not the file the report names
+        fig.savefig(path, format=None if path.suffix else "png")
     except OSError as exc:
         raise InputError(f"--field-map {path}: cannot write: {exc.strerror or exc}") from exc
     finally:

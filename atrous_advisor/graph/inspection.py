@@ -304,6 +304,8 @@ def inspect_model(
 
     if counter not in ("fast", "fvcore"):
         raise InputError(f"--counter {counter!r}: expected 'fast' or 'fvcore'")
+    if field_map is not None and Path(field_map).is_dir():
+        raise InputError(f"--field-map {field_map}: is a directory; give a file name such as field.png")
     loaded = load_model(spec, kwargs, device="meta")
     model = loaded.model
     warnings: list[str] = []
