@@ -330,3 +330,17 @@ def test_a_pipeline_changed_by_a_method_call_is_aa001_not_a_stale_crop(run_cli, 
     assert config["crop"] is None and [d["code"] for d in config["diagnostics"]] == ["AA001"]
     result = run_cli("lint", "cfg.py")
     assert "no RandomCrop" not in result.stderr and "the training crop is unknown" in result.stderr
+
+
+def test_summary_counts_files_not_errors():
+    """`--engine mmengine` can report several disagreements for one file: it is still one file."""
+    import io
+
+    from atrous_advisor.commands.lint import render_text
+    from atrous_advisor.configs.engine import LintError, LintRun
+
+    run = LintRun(errors=[LintError(Path("a.py"), "a.py: crop differs"), LintError(Path("a.py"), "a.py: rates differ"),
+                          LintError(Path("b.py"), "b.py: syntax error")])
+    out, err = io.StringIO(), io.StringIO()
+    render_text(run, out, err)
+    assert out.getvalue().endswith("; 2 files could not be linted.\n")

@@ -114,7 +114,8 @@ def render_text(run, out=None, err=None) -> None:
     else:
         summary = f"All checks passed ({configs} {noun})"
     if run.errors:
-        summary += f"; {len(run.errors)} file{'s' if len(run.errors) != 1 else ''} could not be linted"
+        failed = len({canonical(e.path) for e in run.errors})  # one file may have several errors
+        summary += f"; {failed} file{'s' if failed != 1 else ''} could not be linted"
     out.write(summary + ".\n")
 
 
