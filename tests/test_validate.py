@@ -293,6 +293,30 @@ def test_bad_input_exit_2_with_one_line(run_cli, data, tmp_path):
     assert "predicts 2 classes but the data has 5" in line
 
 
+def test_cityscapes_labels_outside_the_19_train_ids_are_refused(run_cli, tmp_path):
+    """The Cityscapes class count is fixed, not read from the masks, so the masks must still be checked: a
+    labelIds mask (33 = bicycle) instead of a labelTrainIds one is one line, not a loss-function traceback."""
+    import numpy as np
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for i in range(4):
+            frame = f"aachen_{i:06d}_000019"
+            image = tmp_path / "cs" / "leftImg8bit" / split / "aachen" / f"{frame}_leftImg8bit.png"
+            mask = tmp_path / "cs" / "gtFine" / split / "aachen" / f"{frame}_gtFine_labelTrainIds.png"
+            image.parent.mkdir(parents=True, exist_ok=True)
+            mask.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(image)
+            labels = np.zeros((64, 64), np.uint8)
+            labels[:8] = 33 if (split, i) == ("val", 3) else 18
+            Image.fromarray(labels, "L").save(mask)
+    args = ["validate", TINY, "--data", str(tmp_path / "cs"), "--crop", "64", "--kwargs", '{"num_classes": 19}',
+            "--steps", "1", "--batch-size", "2", "--device", "cpu", "--out", str(tmp_path / "out")]
+    line = one_line_error(run_cli(*args))
+    assert "aachen_000003_000019_gtFine_labelTrainIds.png has label(s) [33] outside 0..18" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_synth_cli(run_cli, tmp_path):
     result = run_cli("synth", str(tmp_path / "d"), "--size", "64", "--train", "2", "--val", "1", "--classes", "3", "--seed", "4")
     assert result.exit_code == 0 and "wrote 2 train + 1 val images" in result.stdout

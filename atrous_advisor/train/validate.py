@@ -433,6 +433,8 @@ class _Job:
             self.notes.append(f"{self.num_classes} classes inferred from the masks (largest label + 1); set --num-classes to override")
         else:
             self.num_classes = request.num_classes
+        if request.num_classes is not None or self.train_files.layout == "cityscapes":
+            # Inferred from folder masks, the count covers every label; given, or Cityscapes' fixed 19, it may not.
             check_labels(self.train_files.samples + self.val_files.samples, self.num_classes, request.ignore_index)
 
         # Heads and the class count are read from a meta-device build: nothing allocated, nothing run.
