@@ -344,3 +344,11 @@ def test_summary_counts_files_not_errors():
     out, err = io.StringIO(), io.StringIO()
     render_text(run, out, err)
     assert out.getvalue().endswith("; 2 files could not be linted.\n")
+
+
+def test_a_base_named_from_inside_its_base_folder_is_still_a_base(run_cli, tree, monkeypatch):
+    monkeypatch.chdir(tree / "mmseg1x/_base_/datasets")
+    report = json.loads(run_cli("lint", "--json", "ade20k.py").stdout)
+    paths = [c["path"] for c in report["configs"]]
+    assert "ade20k.py" not in paths  # not linted alone as if it were a training config ...
+    assert any(p.endswith("deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py") for p in paths)  # ... but through its children

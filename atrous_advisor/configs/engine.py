@@ -75,7 +75,8 @@ def framework_of(path: Path) -> Optional[Framework]:
 
 def is_base_file(path: Path) -> bool:
     """Inherited building blocks rather than training configs: ``_base_/…`` and Detectron2's ``Base-*.yaml``."""
-    return "_base_" in path.parts[:-1] or (path.suffix.lower() in (".yaml", ".yml") and path.name.startswith("Base-"))
+    # Absolute: `lint x.py` run inside `configs/_base_/models/` is still a base.
+    return "_base_" in canonical(path).parts[:-1] or (path.suffix.lower() in (".yaml", ".yml") and path.name.startswith("Base-"))
 
 
 def _skip_dir(folder: str, name: str) -> bool:
