@@ -317,3 +317,28 @@ def test_tiny_aspp_example_matches_gradient():
     assert f.jump == 1 and predicted == rows
     # stem field 15 at stride 8, rates up to 6: the star spans 15 + 2·6·8 + 8 (final bilinear) = 119 px
     assert G.as_number(f.rf_max) == 15 + 2 * 6 * 8 + 8
+
+
+class TransposedOddPhase(nn.Module):
+    """conv3×3 s2 p1 (field 3, jump 2) → conv_transpose 3×3 s2 p1 output_padding 1: even outputs read one
+    input, odd outputs two (field 3 + 1·2 = 5, jump 1). Output 1 sits at 1 and reads inputs 0 and 1 (at 0
+    and 2): its support is −2..2 around itself, not −1..3."""
+
+    def __init__(self):
+        super().__init__()
+        self.down = nn.Conv2d(1, 1, 3, stride=2, padding=1)
+        self.up = nn.ConvTranspose2d(1, 1, 3, stride=2, padding=1, output_padding=1)
+
+    def forward(self, x):
+        return self.up(self.down(x))
+
+
+def test_transposed_support_is_placed_around_the_widest_phase():
+    """At 97 px the output is 98 wide and its centre (49) is an odd, two-input output: the gradient there
+    must be exactly the analytic support."""
+    model = TransposedOddPhase()
+    out, _ = field_of(model, (1, 1, 97, 97))
+    assert out.h.support.offsets() == [-2, -1, 0, 1, 2] and G.as_number(out.h.rf_max) == 5
+    rows, cols, (h, w) = gradient_support(model, 97)
+    assert h % 2 == 1
+    assert sorted(int(h * out.h.jump + o) for o in out.h.support.offsets()) == rows

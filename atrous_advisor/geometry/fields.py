@@ -170,13 +170,16 @@ def transposed_window(
     """
     extent = dilation * (kernel - 1) + 1
     best: list[int] = []
+    phase = 0
     for o in range(stride):
         inputs = [(o + padding - t * dilation) // stride for t in range(kernel) if (o + padding - t * dilation) % stride == 0]
         if inputs and (not best or max(inputs) - min(inputs) > max(best) - min(best)):
-            best = inputs
+            best, phase = inputs, o
     reach = (max(best) - min(best)) if best else 0
     grow = reach * f.jump
-    support = f.support.spread(_round(i * f.jump) for i in best) if best else f.support
+    # support offsets are relative to output ``phase`` itself, which sits at phase·jump_out = (phase/s)·jump_in
+    shifts = (_round((i - Fraction(phase, stride)) * f.jump) for i in best)
+    support = f.support.spread(shifts) if best else f.support
     return replace(
         f,
         size=size_out,
