@@ -352,3 +352,14 @@ def test_a_base_named_from_inside_its_base_folder_is_still_a_base(run_cli, tree,
     paths = [c["path"] for c in report["configs"]]
     assert "ade20k.py" not in paths  # not linted alone as if it were a training config ...
     assert any(p.endswith("deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py") for p in paths)  # ... but through its children
+
+
+def test_a_rule_selector_that_matches_no_rule_is_an_error(run_cli, tree):
+    """`--select AA10` (a typo for AA101) selects AA101..AA103; `--select XX1` would select nothing and pass all."""
+    bad = run_cli("lint", "--select", "XX1", ADE512)
+    assert bad.exit_code == 2 and "--select 'XX1': no rule code starts with it" in bad.stderr
+    assert run_cli("lint", "--ignore", "AA9", ADE512).exit_code == 2
+    assert run_cli("lint", "--select", "aa10", ADE512).exit_code == 1
+    (tree / "pyproject.toml").write_text('[tool.atrous-advisor]\nselect = ["AA7"]\n')
+    from_settings = run_cli("lint", ADE512)
+    assert from_settings.exit_code == 2 and "[tool.atrous-advisor] select 'AA7'" in from_settings.stderr

@@ -35,6 +35,15 @@ def _codes(text: Optional[str]) -> Optional[tuple[str, ...]]:
     return tuple(c.strip().upper() for c in text.split(",") if c.strip())
 
 
+def _check_codes(codes: tuple[str, ...], where: str) -> None:
+    """A typo in --select must not select nothing and pass every config."""
+    from atrous_advisor.configs.rules import RULES
+
+    for code in codes:
+        if not any(known.startswith(code) for known in RULES):
+            raise InputError(f"{where} {code!r}: no rule code starts with it (rules: {', '.join(RULES)})")
+
+
 def _gh_escape(text: str, prop: bool = False) -> str:
     text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     return text.replace(":", "%3A").replace(",", "%2C") if prop else text
@@ -200,8 +209,14 @@ def register(app: typer.Typer) -> None:
         fmt = "json" if as_json else output_format
         if fmt not in FORMATS:
             raise InputError(f"--format {output_format!r}: expected one of {', '.join(FORMATS)}")
-        settings = find_settings(Path.cwd()).override(
-            crop=parse_crop(crop) if crop is not None else None, select=_codes(select), ignore=_codes(ignore)
+        found = find_settings(Path.cwd())
+        for key in ("select", "ignore"):
+            _check_codes(getattr(found, key), f"{found.source}: [tool.atrous-advisor] {key}")
+        selected, ignored = _codes(select), _codes(ignore)
+        _check_codes(selected or (), "--select")
+        _check_codes(ignored or (), "--ignore")
+        settings = found.override(
+            crop=parse_crop(crop) if crop is not None else None, select=selected, ignore=ignored
         )
         if engine not in ("static", "mmengine"):
             raise InputError(f"--engine {engine!r}: expected static or mmengine")
