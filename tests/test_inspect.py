@@ -255,3 +255,17 @@ def test_cli_field_map_is_written_where_the_report_says(run_cli, tmp_path):
     line = _one_line_error(run_cli("inspect", str(EXAMPLES / "tiny_aspp.py"), "--crop", "64", "--field-map", str(tmp_path)))
     assert "--field-map" in line and "directory" in line
     assert not tmp_path.with_suffix(".png").exists()
+
+
+def test_cli_load_errors_name_the_user_file_not_internals(run_cli, tmp_path):
+    """No uuid-suffixed module names, no frame of this package, no importlib frames in the one line."""
+    line = _one_line_error(run_cli("inspect", f"{EXAMPLES / 'tiny_aspp.py'}:missing", "--crop", "64"))
+    assert "tiny_aspp.py has no attribute 'missing'" in line
+
+    line = _one_line_error(run_cli("inspect", str(EXAMPLES / "tiny_aspp.py"), "--crop", "64", "--kwargs", '{"nope": 1}'))
+    assert "unexpected keyword argument 'nope'" in line and "loading.py" not in line
+
+    bad = tmp_path / "bad_syntax.py"
+    bad.write_text("def build_model(:\n    pass\n")
+    line = _one_line_error(run_cli("inspect", str(bad), "--crop", "64"))
+    assert "SyntaxError" in line and "bad_syntax.py, line 1" in line and "frozen" not in line

@@ -37,6 +37,9 @@ class LoadedModel:
     notes: list[str] = field(default_factory=list)
 
 
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
 def _compact(exc: BaseException, user_file: Optional[Path] = None) -> str:
     """``NameError: name 'x' is not defined (model.py:12)``: the error and the user's innermost frame."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -46,8 +49,11 @@ def _compact(exc: BaseException, user_file: Optional[Path] = None) -> str:
         if in_user or (user_file is None and "site-packages" not in frame.filename and "atrous_advisor" not in frame.filename):
             where = f"{os.path.relpath(frame.filename) if in_user else frame.filename}:{frame.lineno}"
             break
-    if where is None and frames:
-        where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}"
+    if where is None and not isinstance(exc, SyntaxError):  # a SyntaxError's message names file and line
+        # never this package's own call site (a bad keyword fails right there) nor importlib's frozen frames
+        outside = [f for f in frames if not f.filename.startswith((_PACKAGE, "<"))]
+        if outside:
+            where = f"{Path(outside[-1].filename).name}:{outside[-1].lineno}"
     message = " ".join(str(exc).split()) or type(exc).__name__
     if len(message) > 300:
         message = message[:300] + "…"
@@ -96,7 +102,8 @@ def _pick(module: ModuleType, attr: Optional[str], spec: str) -> tuple[Any, str]
     torch = _torch()
     if attr:
         if not hasattr(module, attr):
-            raise ModelLoadError(f"model {spec!r}: {module.__name__.split('_atrous_user_')[-1]} has no attribute {attr!r}")
+            owner = Path(module.__file__).name if module.__name__.startswith("_atrous_user_") else module.__name__
+            raise ModelLoadError(f"model {spec!r}: {owner} has no attribute {attr!r}")
         return getattr(module, attr), attr
     if callable(getattr(module, "build_model", None)):
         return module.build_model, "build_model"
