@@ -223,6 +223,22 @@ def test_other_settings_in_the_same_out_are_refused(data, tmp_path):
         run_validation(request(data, out, steps=2))
 
 
+def test_out_that_is_a_file_or_someone_elses_folder_is_refused(data, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    with pytest.raises(InputError, match="is not a folder"):
+        run_validation(request(data, a_file, steps=1))
+    theirs = tmp_path / "project"
+    theirs.mkdir()
+    (theirs / "results.json").write_text('{"mine": true}')
+    with pytest.raises(InputError, match="no validate runs in it"):
+        run_validation(request(data, theirs, steps=1))
+    assert (theirs / "results.json").read_text() == '{"mine": true}' and a_file.read_text() == "mine"
+    (tmp_path / "empty").mkdir()
+    assert run_validation(request(data, tmp_path / "empty", steps=1)).complete  # empty, and then its own: both fine
+    assert run_validation(request(data, tmp_path / "empty", steps=1)).complete
+
+
 # --------------------------------------------------------------------------------------------- CLI
 
 

@@ -380,6 +380,23 @@ def _read_run(path: Path) -> Optional[RunResult]:
         return None  # a torn or foreign file: the run is simply redone
 
 
+def check_out(out: Path) -> None:
+    """``--out`` must be new, empty, or a folder an earlier ``validate`` wrote: nobody else's files are replaced."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    ours = (
+        any(_read_run(p) is not None for p in out.glob("runs/*.json"))
+        or any(out.glob("checkpoints/*-seed*.pt"))  # killed before its first run finished
+    )
+    if not ours:
+        raise InputError(
+            f"--out {out}: a folder with other files and no validate runs in it; choose a new or empty folder "
+            "(results.json, results.csv and miou_vs_rate.png would be written there)"
+        )
+
+
 def _variant_result(variant: Variant, runs: list[RunResult], request: ValidateRequest) -> VariantResult:
     first_aspp = next((h for h in variant.heads if h.kind == "aspp"), None)
     first_ppm = next((h for h in variant.heads if h.kind == "ppm"), None)
@@ -617,6 +634,7 @@ def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None
     Only rank 0 writes; every rank returns the same report.
     """
     reporter = reporter or SilentReporter()
+    check_out(Path(request.out))
     job = _Job(request, reporter)
     ctx, out = job.ctx, Path(request.out)
     runs_dir, checkpoints = out / "runs", out / "checkpoints"
