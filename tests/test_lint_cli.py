@@ -363,3 +363,17 @@ def test_a_rule_selector_that_matches_no_rule_is_an_error(run_cli, tree):
     (tree / "pyproject.toml").write_text('[tool.atrous-advisor]\nselect = ["AA7"]\n')
     from_settings = run_cli("lint", ADE512)
     assert from_settings.exit_code == 2 and "[tool.atrous-advisor] select 'AA7'" in from_settings.stderr
+
+
+def test_no_fix_mark_where_fix_cannot_edit(run_cli, tmp_path, monkeypatch):
+    """The head is set through a name: --fix reports "not fixed", so the finding must not promise [*]."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg.py").write_text(
+        "train_dataloader = dict(dataset=dict(pipeline=[dict(type='RandomCrop', crop_size=(512, 512))]))\n"
+        "head = dict(type='ASPPHead', in_index=3)\n"
+        "model = dict(backbone=dict(type='ResNetV1c', strides=(1, 2, 1, 1)), decode_head=head)\n"
+    )
+    result = run_cli("lint", "cfg.py")
+    assert result.exit_code == 1 and " AA101 ASPP rates" in result.stdout
+    assert "[*]" not in result.stdout and "fixable" not in result.stdout
+    assert "not fixed" in run_cli("lint", "--fix", "cfg.py").stderr

@@ -91,12 +91,34 @@ def _unique_diagnostics(run):
                 yield message, d, result
 
 
+def _fixable(result, d, texts: dict) -> bool:
+    """Whether ``--fix`` would write this finding: a safe fix, in a config it rewrites, that it can edit."""
+    if not result.writable or d.fix is None or d.fix.applicability != "safe":
+        return False
+    from atrous_advisor.configs.fixes import Unfixable, edits_for
+
+    if result.path not in texts:
+        try:
+            with open(result.path, encoding="utf-8", newline="") as handle:
+                texts[result.path] = handle.read()
+        except (OSError, UnicodeDecodeError):
+            texts[result.path] = None
+    if texts[result.path] is None:
+        return False
+    try:
+        edits_for(result.framework, d.fix.target, d.fix.value, result.path, texts[result.path])
+    except Unfixable:  # e.g. the head is set through a name: --fix says "not fixed", so no [*]
+        return False
+    return True
+
+
 def render_text(run, out=None, err=None) -> None:
     out, err = out or sys.stdout, err or sys.stderr
     fixable = 0
+    texts: dict = {}
     for message, d, result in _unique_diagnostics(run):
         # Only what `--fix` would write: configs linted because they inherit a named file are not rewritten.
-        mark = " [*]" if result.writable and d.fix is not None and d.fix.applicability == "safe" else ""
+        mark = " [*]" if _fixable(result, d, texts) else ""
         fixable += bool(mark)
         out.write(f"{display_path(d.loc.path)}:{d.loc.line}:{d.loc.col + 1}: {d.code}{mark} {message}\n")
     for result in run.results:
