@@ -269,3 +269,11 @@ def test_cli_load_errors_name_the_user_file_not_internals(run_cli, tmp_path):
     bad.write_text("def build_model(:\n    pass\n")
     line = _one_line_error(run_cli("inspect", str(bad), "--crop", "64"))
     assert "SyntaxError" in line and "bad_syntax.py, line 1" in line and "frozen" not in line
+
+
+def test_non_square_fix_is_a_conv2d_argument():
+    """Per-axis rates are given as Conv2d takes them, dilation=padding=(h, w), not as the display form h×w."""
+    report = inspect_model(str(EXAMPLES / "tiny_aspp.py"), (128, 64), {"rates": [2, 4, 6]}, layers=False)
+    (head,) = report.aspp
+    assert head.suggested_rates == [(2, 1), (4, 2), (6, 3)]
+    assert "aspp.branches.1.0: dilation=padding=(2, 1)" in head.fix and "padding=2×1" not in head.fix

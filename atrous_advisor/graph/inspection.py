@@ -68,7 +68,8 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
         return f"model.classifier = DeepLabHead(in_channels, num_classes, atrous_rates=({ints}))"
     if framework == "mmseg" and square:
         return f"decode_head=dict(dilations=(1, {ints}))"
-    pairs = ", ".join(f"{m}: dilation=padding={_fmt(r)}" for m, r in zip(site.branch_modules, rates))
+    literal = lambda r: str(r[0]) if r[0] == r[1] else f"({r[0]}, {r[1]})"  # noqa: E731 - what Conv2d takes
+    pairs = ", ".join(f"{m}: dilation=padding={literal(r)}" for m, r in zip(site.branch_modules, rates))
     return f"set {pairs}"
 
 
