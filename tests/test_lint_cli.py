@@ -377,3 +377,20 @@ def test_no_fix_mark_where_fix_cannot_edit(run_cli, tmp_path, monkeypatch):
     assert result.exit_code == 1 and " AA101 ASPP rates" in result.stdout
     assert "[*]" not in result.stdout and "fixable" not in result.stdout
     assert "not fixed" in run_cli("lint", "--fix", "cfg.py").stderr
+
+
+def test_fix_writes_crlf_line_ends_into_a_crlf_file(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tmp_path / "cfg.py"
+    text = ("train_dataloader = dict(dataset=dict(pipeline=[dict(type='RandomCrop', crop_size=(512, 512))]))\r\n"
+            "model = dict(\r\n"
+            "    backbone=dict(type='ResNetV1c', strides=(1, 2, 1, 1)),\r\n"
+            "    decode_head=dict(\r\n"
+            "        type='ASPPHead',\r\n"
+            "        in_index=3,\r\n"
+            "    ))\r\n")
+    cfg.write_bytes(text.encode())
+    assert run_cli("lint", "--fix", "cfg.py").exit_code == 0
+    fixed = cfg.read_bytes().decode()
+    assert "dilations=(1, 10, 20, 30)" in fixed
+    assert fixed.count("\n") == fixed.count("\r\n")  # no bare LF mixed in

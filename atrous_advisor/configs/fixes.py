@@ -83,6 +83,13 @@ def _yaml_block(keys: tuple[str, ...], value_text: str, indent: int) -> str:
 
 def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
     """The edits that make the leaf config resolve ``target`` to ``value``; raises Unfixable."""
+    edits = _edits_for(framework, target, value, leaf, text)
+    if "\r\n" in text:  # new lines in a CRLF file end as its other lines do
+        edits = [Edit(e.start, e.end, e.text.replace("\n", "\r\n")) for e in edits]
+    return edits
+
+
+def _edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
     if not target.editable:
         raise Unfixable(target.why_not or "the value cannot be edited automatically")
     leaf = canonical(leaf)
