@@ -233,6 +233,14 @@ def test_gaussian_fit_recovers_centre_shift_and_sigma():
     assert fit.sigma == pytest.approx((6.0, 9.0), rel=0.01)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (2, 2), (1, 5)])
+def test_gaussian_fit_on_a_map_with_fewer_pixels_than_parameters_falls_back_to_moments(shape):
+    erf = np.zeros(shape)
+    erf[0, -1] = 2.0
+    fit = fit_gaussian(erf, centre=(0.0, 0.0))
+    assert fit.method == "moments" and fit.centre == (0.0, shape[1] - 1) and fit.sigma == (0.0, 0.0)
+
+
 def test_fit_to_crop_centre_crops_and_pads():
     big = torch.arange(10 * 12, dtype=torch.float32).view(1, 10, 12)
     assert torch.equal(fit_to_crop(big, (4, 6)), big[:, 3:7, 3:9])

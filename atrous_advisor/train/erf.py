@@ -517,6 +517,8 @@ def fit_gaussian(erf: np.ndarray, centre: Sequence[float], max_points: int = 655
     p0 = (1.0, my, mx, max(sy, 1.0), max(sx, 1.0), 0.0)
     method = "moments"
     centre_fit, sigma_fit = (my, mx), (sy, sx)
+    if values.size < len(p0):  # fewer pixels than parameters (a crop of 1 or 2 px): nothing to fit
+        return GaussianFit((my, mx), (my - cy, mx - cx), (sy, sx), method, (sy, sx))
     try:
         params, _ = curve_fit(
             gaussian,
