@@ -95,6 +95,7 @@ def erf(
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("images"),
         TimeRemainingColumn(), console=stderr, transient=True,
+        disable=not stderr.is_terminal,  # off a terminal it would only leave a blank line on stderr
     ) as bar:
 
         def progress(description: str, total: int):
