@@ -198,3 +198,17 @@ def test_every_rule_is_in_the_readme_section():
     text = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     for code, rule in RULES.items():
         assert f"#### {code} `{rule.name}`" in text, code
+
+
+def test_a_pipeline_set_on_the_repeat_dataset_wrapper_is_named_as_the_cause(tmp_path):
+    """HRF's base wraps the dataset in RepeatDataset: `dataset=dict(pipeline=...)` lands on the wrapper, unused."""
+    base = (FIXTURES / M1 / "_base_/datasets/hrf.py").resolve()
+    leaf = tmp_path / "fcn_hrf-128x128.py"
+    leaf.write_text(f"_base_ = [{str(base)!r}]\n"
+                    "crop_size = (128, 128)\n"
+                    "train_pipeline = [dict(type='RandomCrop', crop_size=crop_size)]\n"
+                    "train_dataloader = dict(dataset=dict(pipeline=train_pipeline))\n")
+    (result,) = lint_paths([leaf], Settings()).results
+    messages = [d.message for d in result.diagnostics if d.code == "AA301"]
+    assert messages and all("set `train_dataloader.dataset.dataset.pipeline` instead" in m for m in messages)
+    assert not any("redefine train_pipeline" in m for m in messages)

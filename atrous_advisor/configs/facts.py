@@ -119,6 +119,8 @@ class ConfigFacts:
     divisibility: Optional[Divisibility] = None
     unresolved: list[Unresolved] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # `train_dataloader.dataset.pipeline` set on a RepeatDataset-like wrapper, which has none: (key path, wrapper type)
+    stray_pipeline: Optional[tuple[str, str]] = None
 
 
 def as_crop(value: Any) -> Optional[IntPair]:

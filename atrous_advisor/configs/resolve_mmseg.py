@@ -81,6 +81,8 @@ class _Resolver:
             return []
         kind = type_name(v)
         if kind in WRAPPERS and v.get("dataset") is not None:
+            if kind != "MultiImageMixDataset" and v.get("pipeline") is not None and self.facts.stray_pipeline is None:
+                self.facts.stray_pipeline = (f"{trail}.pipeline", kind)  # a child meant it, the wrapper ignores it
             return self.datasets(v.value["dataset"], trail + ".dataset")
         if kind == "ConcatDataset" and v.get("datasets") is not None:
             return self.datasets(v.value["datasets"], trail + ".datasets")

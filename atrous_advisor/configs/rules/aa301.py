@@ -45,7 +45,11 @@ class BelievedCropDiffers(Rule):
                 if believed.source == "crop_size"
                 else f"the file name says {believed.crop[0]}x{believed.crop[1]}"
             )
-            if canonical(facts.crop_loc.path) != canonical(facts.path):
+            if facts.stray_pipeline is not None:
+                where, wrapper = facts.stray_pipeline
+                inner = where[: -len(".pipeline")] + ".dataset.pipeline"
+                why = f"; `{where}` is set on a {wrapper}, which has no pipeline: set `{inner}` instead"
+            elif canonical(facts.crop_loc.path) != canonical(facts.path):
                 why = " and a base's pipeline keeps the crop it was built with; redefine train_pipeline here"
             elif believed.source == "crop_size":
                 why = f"; set crop_size to the pipeline's crop in {facts.path.name}"
