@@ -160,6 +160,14 @@ class _FileEvaluator:
             for target in stmt.targets:
                 if isinstance(target, ast.Name):
                     self.names.pop(target.id, None)
+                else:  # `del model['decode_head']['dilations']`: not evaluated, so the name is no longer known
+                    root = target
+                    while isinstance(root, (ast.Subscript, ast.Attribute)):
+                        root = root.value
+                    if isinstance(root, ast.Name) and root.id in self.names:
+                        self.names[root.id] = self.opaque(
+                            root, f"`{root.id}` is changed by a `del` (line {stmt.lineno}), which is not evaluated"
+                        )
         elif isinstance(stmt, ast.Expr):
             return  # a bare expression binds nothing; it is never run (it may be `__import__('os')...`)
         else:
