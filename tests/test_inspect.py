@@ -277,3 +277,13 @@ def test_non_square_fix_is_a_conv2d_argument():
     (head,) = report.aspp
     assert head.suggested_rates == [(2, 1), (4, 2), (6, 3)]
     assert "aspp.branches.1.0: dilation=padding=(2, 1)" in head.fix and "padding=2×1" not in head.fix
+
+
+def test_single_int_alternative_never_suggests_the_current_rates():
+    """At 128×416 r* is (2, 8): one int per branch takes their geometric mean, 4, so rates (4, 8, 12) are
+    already the best single-int choice and must not be offered as a change."""
+    report = inspect_model(str(EXAMPLES / "tiny_aspp.py"), (128, 416), {"rates": [4, 8, 12]}, layers=False)
+    (head,) = report.aspp
+    assert not head.ok and head.suggested_rates == [(2, 8), (4, 16), (6, 24)]
+    assert "current rates (4, 8, 12) are already the closest" in head.fix
+    assert "dilation=padding=4," not in head.fix

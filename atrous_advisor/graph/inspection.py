@@ -77,6 +77,8 @@ def _single_int_fix(framework: str, site: HeadSite, optimal: tuple[float, float]
     """Frameworks that take one int per branch: the geometric mean of the per-axis optima (as `rate` does)."""
     base = single_int_rate(optimal)
     rates = [(k * base, k * base) for k in range(1, n + 1)]
+    if rates == list(site.rates):
+        return f"with one int per branch, the current rates {_rates_text(rates)} are already the closest"
     return f"one int per branch: {_rate_fix(framework, site, rates)}"
 
 
