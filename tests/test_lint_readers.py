@@ -181,9 +181,12 @@ def test_a_method_call_that_may_change_a_name_makes_it_opaque_not_stale(tmp_path
         kept = dict(a=1)
         model = dict(decode_head=dict(dilations=(1, 6, 12, 18)))
         del model['decode_head']['dilations']
+        crop = (256, 256)
+        size = (crop := (128, 128))
         """)
     cfg = load(path)
     assert isinstance(cfg["train_pipeline"].value, Opaque) and "update" in cfg["train_pipeline"].value.reason
     assert isinstance(cfg["head"].value, Opaque) and isinstance(cfg["rates"].value, Opaque)
     assert plain(cfg["kept"]) == {"a": 1}  # names no call touches keep their values
     assert isinstance(cfg["model"].value, Opaque) and "del" in cfg["model"].value.reason
+    assert isinstance(cfg["crop"].value, Opaque)  # rebound by `:=`, not left at (256, 256)

@@ -132,6 +132,9 @@ class _FileEvaluator:
                     self.names[root.id] = self.opaque(
                         root, f"`{root.id}` may be changed by `{_snippet(call)}` (line {call.lineno}), which is not evaluated"
                     )
+            for node in ast.walk(stmt):  # `(crop := ...)` binds a name in an expression that is not evaluated
+                if isinstance(node, ast.NamedExpr) and isinstance(node.target, ast.Name):
+                    self.names[node.target.id] = self.opaque(node.target, f"`{node.target.id}` is bound by `:=` (line {node.lineno})")
 
     def _statement(self, stmt: ast.stmt) -> None:
         if isinstance(stmt, ast.Assign):
