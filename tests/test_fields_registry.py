@@ -139,3 +139,17 @@ def test_unknown_op_is_reported_per_module_and_a_handler_can_be_registered():
         assert prop.output_field().h.rf_max == 3
     finally:
         OP_HANDLERS.pop("aten.roll", None)
+
+
+class ChannelsLastPad(nn.Module):
+    """F.pad on an NHWC tensor: aten.pad has a handler, but it only models NCHW; the note must say why."""
+
+    def forward(self, x):
+        return F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).permute(0, 3, 1, 2)
+
+
+def test_a_refused_call_of_a_registered_op_says_why():
+    prop = propagate(capture(ChannelsLastPad().to("meta"), torch.empty(1, 2, 8, 8, device="meta")))
+    assert list(prop.unsupported) == ["aten.pad"]
+    (note,) = [n for n in prop.notes if "aten.pad" in n]
+    assert "not its last two dims" in note

@@ -78,6 +78,7 @@ def propagate(graph: CapturedGraph) -> Propagation:
     fields: dict[int, Optional[NodeField]] = {}
     shapes: dict[int, list] = {}
     unsupported: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    reasons: dict[str, str] = {}  # op kind -> why its handler refused it (first time), for the note
     for node in graph.nodes:
         shapes[node.id] = node.out_shapes or [node.out_shape]
         if node.kind == "input":
@@ -92,14 +93,17 @@ def propagate(graph: CapturedGraph) -> Propagation:
             if handler is None:
                 raise HandlerError(f"no handler for {node.kind}")
             fields[node.id] = handler(call)
-        except HandlerError:
+        except HandlerError as exc:
             unsupported[node.kind][node.module or "<root>"] += 1
+            reasons.setdefault(node.kind, str(exc))
             fields[node.id] = _best_effort(call)
     result = Propagation(graph, fields, {k: dict(v) for k, v in unsupported.items()})
     for kind, where in result.unsupported.items():
         modules = ", ".join(sorted(where)[:3]) + (" …" if len(where) > 3 else "")
+        # a registered handler can refuse a call it does not model (a conv on channels-last tokens): say why
+        why = "" if reasons[kind] == f"no handler for {kind}" else f" — {reasons[kind]}"
         result.notes.append(
-            f"unsupported op {kind} ({sum(where.values())}× in {modules}): fields after it are estimates "
+            f"unsupported op {kind} ({sum(where.values())}× in {modules}{why}): fields after it are estimates "
             "(register a handler with atrous_advisor.graph.register_op_handler)"
         )
     return result
