@@ -333,6 +333,19 @@ def test_cityscapes_labels_outside_the_19_train_ids_are_refused(run_cli, tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+def test_weights_that_do_not_fit_and_a_too_large_batch_are_refused_before_any_run(run_cli, data, tmp_path):
+    from atrous_advisor.graph.loading import load_model
+
+    torch.save(load_model(TINY, {"num_classes": 3}, device="cpu").model.state_dict(), tmp_path / "wrong.pth")
+    result = run_cli(*validate_args(data, tmp_path / "out", 1), "--weights", str(tmp_path / "wrong.pth"))
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "does not fit the model" in result.stderr
+    result = run_cli(*validate_args(data, tmp_path / "out", 1), "--batch-size", "9")  # 8 train images
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "fewer than --batch-size 9" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_synth_cli(run_cli, tmp_path):
     result = run_cli("synth", str(tmp_path / "d"), "--size", "64", "--train", "2", "--val", "1", "--classes", "3", "--seed", "4")
     assert result.exit_code == 0 and "wrote 2 train + 1 val images" in result.stdout

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 
 import torch
 
-from atrous_advisor.errors import AdvisorError, InputError, ModelLoadError
+from atrous_advisor.errors import AdvisorError, DataError, InputError, ModelLoadError
 from atrous_advisor.geometry import DEFAULT_BRANCHES, suggest_scales, suggested_rates
 from atrous_advisor.report.validate_models import HeadVariant, RunResult, ValidateReport, VariantResult
 from atrous_advisor.train import loop
@@ -168,7 +168,8 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+def check_fit(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Every key present with its shape, none extra (works on a meta-device model: only shapes are read)."""
     own = model.state_dict()
     wrong_shape = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
     missing = [k for k in own if k not in state]
@@ -179,6 +180,10 @@ def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: P
             problems.append(f"{len(keys)} {label} (e.g. {keys[0]})")
     if problems:
         raise ModelLoadError(f"--weights {path} does not fit the model: " + "; ".join(problems))
+
+
+def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
+    check_fit(model, state, path)
     model.load_state_dict(state)
 
 
@@ -472,6 +477,13 @@ class _Job:
             )
         self._load_model = load_model
         self.weights = read_weights(request.weights) if request.weights else None
+        if self.weights is not None:  # refused now, not after the first run has started
+            check_fit(described.model, self.weights, request.weights)
+        if len(self.train_files.samples) // self.ctx.world_size < request.batch_size:
+            raise DataError(
+                f"the train split has {len(self.train_files.samples)} images: fewer than --batch-size "
+                f"{request.batch_size} × {self.ctx.world_size} process(es); lower --batch-size"
+            )
 
         cuda = self.device.type == "cuda"
         precision = request.precision if request.precision != "auto" else ("bf16" if cuda else "fp32")
