@@ -80,8 +80,10 @@ def test_refuses_non_empty_folder_unless_forced_and_keeps_user_files(tmp_path):
 
 @pytest.mark.parametrize(
     "spec, message",
-    [(SynthSpec(size=16), "--size 16"), (SynthSpec(classes=1), "--classes 1"), (SynthSpec(train=0), "--train 0")],
+    [(SynthSpec(size=16), "--size 16"), (SynthSpec(size=100_000), "--size 100000: at most 2048"),
+     (SynthSpec(classes=1), "--classes 1"), (SynthSpec(train=0), "--train 0")],
 )
 def test_bad_spec(tmp_path, spec, message):
     with pytest.raises(InputError, match=message):
         write_dataset(tmp_path / "d", spec)
+    assert not (tmp_path / "d").exists()  # refused before anything is written

@@ -20,7 +20,7 @@ def synth(
 ) -> int:
     """Write a synthetic segmentation set where an object's class is given by a coloured cue at a distance.
 
-    All objects look alike; only the colour of a small cue square a quarter to two fifths of the image away
+    All objects look alike; only the colour of a small cue square 0.2 to 0.35 of the image side away
     says which class an object is, so a head whose field of view is too small cannot tell them apart.
     """
     from atrous_advisor.train.synth import SynthSpec, write_dataset

@@ -1,7 +1,7 @@
 """A synthetic segmentation dataset in which the field of view decides the score.
 
 Every object is the same grey square; what class it belongs to is given only by the colour of a small cue
-square placed at a distance from it (a quarter to two fifths of the image side, in a random direction). The
+square placed at a distance from it (0.2 to 0.35 of the image side, in a random direction). The
 cue itself is background. A network whose head cannot see that far can find the objects but must guess their
 class, so mIoU rises with the head's field of view until the field covers the cue distance — the effect of
 the atrous rate, without a real dataset.
@@ -26,6 +26,7 @@ from atrous_advisor.errors import InputError
 MANIFEST = "synth.json"
 GENERATOR = "atrous-advisor synth"
 SPLITS = ("train", "val")
+MAX_SIZE = 2048
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,9 @@ class SynthSpec:
 
     def check(self) -> None:
         if self.size < 32:
-            raise InputError(f"--size {self.size}: must be at least 32 px (objects are size/8, cues size/16)")
+            raise InputError(f"--size {self.size}: must be at least 32 px (objects are size/6, cues size/10)")
+        if self.size > MAX_SIZE:
+            raise InputError(f"--size {self.size}: at most {MAX_SIZE} px (each image is built in memory)")
         if self.classes < 2:
             raise InputError(f"--classes {self.classes}: need at least 2 (background and one object class)")
         if self.classes > len(PALETTE) + 1:
