@@ -190,3 +190,12 @@ def test_a_method_call_that_may_change_a_name_makes_it_opaque_not_stale(tmp_path
     assert plain(cfg["kept"]) == {"a": 1}  # names no call touches keep their values
     assert isinstance(cfg["model"].value, Opaque) and "del" in cfg["model"].value.reason
     assert isinstance(cfg["crop"].value, Opaque)  # rebound by `:=`, not left at (256, 256)
+
+
+def test_a_yaml_alias_bomb_is_a_config_error_not_a_hang(tmp_path):
+    lines = ["MODEL:", "  a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]  # 10**9 values expanded
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="aliases are expanded"):
+        Detectron2Loader().load(path)

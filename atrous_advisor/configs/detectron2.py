@@ -59,7 +59,14 @@ def _content_end(node: yaml.Node) -> tuple[int, int]:
     return (node.end_mark.line + 1, node.end_mark.column)
 
 
-def _to_v(path: Path, loader: OpaqueTagLoader, node: yaml.Node) -> V:
+_MAX_NODES = 100_000  # aliases expand: `&a [*b, *b, ...]` nested nine deep is a billion nodes
+
+
+def _to_v(path: Path, loader: OpaqueTagLoader, node: yaml.Node, budget: Optional[list] = None) -> V:
+    budget = [_MAX_NODES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise ConfigError(f"{path}: more than {_MAX_NODES} values once its YAML aliases are expanded")
     loc = _loc(path, node)
     if isinstance(node, yaml.ScalarNode):
         if node.tag in _STANDARD:
@@ -70,13 +77,13 @@ def _to_v(path: Path, loader: OpaqueTagLoader, node: yaml.Node) -> V:
     if node.tag not in ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"):
         return V(Opaque(f"YAML tag {node.tag} is not evaluated"), loc, loc)
     if isinstance(node, yaml.SequenceNode):
-        return V([_to_v(path, loader, item) for item in node.value], loc, loc)
+        return V([_to_v(path, loader, item, budget) for item in node.value], loc, loc)
     entries: dict = {}
     last_end = None
     indent = None
     for key_node, value_node in node.value:
         key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
-        entries[key] = _to_v(path, loader, value_node)
+        entries[key] = _to_v(path, loader, value_node, budget)
         indent = key_node.start_mark.column
         last_end = _content_end(value_node)
     shape = None
