@@ -199,3 +199,11 @@ def test_a_yaml_alias_bomb_is_a_config_error_not_a_hang(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ConfigError, match="aliases are expanded"):
         Detectron2Loader().load(path)
+
+
+def test_sequences_built_by_concatenation_or_unpacking_are_bounded(tmp_path):
+    """`x = x + x` or `[*x, *x]` repeated doubles each line: past the cap the value is opaque, not built."""
+    path = write(tmp_path, "big.py", "x = [0] * 6000\ny = x + x\nz = [*x, *x]\nok = x + [1]\n")
+    cfg = load(path)
+    assert isinstance(cfg["y"].value, Opaque) and isinstance(cfg["z"].value, Opaque)
+    assert len(cfg["ok"].value) == 6001

@@ -260,6 +260,8 @@ class _FileEvaluator:
                 items.extend(inner.value)
             else:
                 items.append(self.expr(elt))
+            if len(items) > _MAX_SEQUENCE:
+                return self.opaque(node, f"a sequence of more than {_MAX_SEQUENCE} items is not evaluated")
         loc = self.loc(node)
         return V(kind(items), loc, loc)
 
@@ -368,6 +370,8 @@ class _FileEvaluator:
                     raise OverflowError
                 return V(fn(a, b), loc, loc)
             if isinstance(op, ast.Add) and type(a) is type(b) and isinstance(a, (list, tuple, str)):
+                if len(a) + len(b) > _MAX_SEQUENCE:  # `x = x + x` twenty times must not take the linter down
+                    raise OverflowError
                 return V(a + b, loc, loc)
             if isinstance(op, ast.Mult) and isinstance(a, (list, tuple, str)) and type(b) is int:
                 if len(a) * b > _MAX_SEQUENCE:
