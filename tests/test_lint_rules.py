@@ -212,3 +212,19 @@ def test_a_pipeline_set_on_the_repeat_dataset_wrapper_is_named_as_the_cause(tmp_
     messages = [d.message for d in result.diagnostics if d.code == "AA301"]
     assert messages and all("set `train_dataloader.dataset.dataset.pipeline` instead" in m for m in messages)
     assert not any("redefine train_pipeline" in m for m in messages)
+
+
+@pytest.mark.parametrize("change", [
+    "_base_.model.decode_head.update(dilations=(1, 5, 10, 15))",
+    "_base_.model.decode_head.dilations = (1, 5, 10, 15)",
+    "_base_['model']['decode_head']['dilations'] = (1, 5, 10, 15)",
+])
+def test_a_child_changing_the_base_dict_in_place_is_aa001_not_the_base_value(tmp_path, change):
+    """mmengine's `_base_` is the merged base dict: changing it changes the result (mmengine gives (1, 5, 10, 15))."""
+    base = (FIXTURES / M1 / "_base_/models/deeplabv3_r50-d8.py").resolve()
+    data = (FIXTURES / M1 / "_base_/datasets/ade20k.py").resolve()
+    leaf = tmp_path / "leaf.py"
+    leaf.write_text(f"_base_ = [{str(base)!r}, {str(data)!r}]\n{change}\n")
+    (result,) = lint_paths([leaf], Settings()).results
+    assert result.facts.aspp is None
+    assert [(d.code, d.loc.path.name, d.loc.line) for d in result.diagnostics] == [("AA001", "leaf.py", 2)]

@@ -128,7 +128,9 @@ class _FileEvaluator:
         if isinstance(stmt, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.Expr)):
             # `x.update(...)`, `pipeline.append(...)`: never run, so what they would change is unknown.
             for root, call in _method_calls(stmt):
-                if root.id in self.names:
+                if root.id == BASE_KEY:
+                    self.taint_base(call.func, f"`{_snippet(call)}` (line {call.lineno}) may change it and is not evaluated")
+                elif root.id in self.names:
                     self.names[root.id] = self.opaque(
                         root, f"`{root.id}` may be changed by `{_snippet(call)}` (line {call.lineno}), which is not evaluated"
                     )
@@ -179,8 +181,11 @@ class _FileEvaluator:
 
     def taint(self, stmt: ast.stmt, why: str) -> None:
         """Names bound inside a statement we do not evaluate become opaque — not left at stale values."""
-        for root, _ in _method_calls(stmt):
-            self.names[root.id] = self.opaque(root, f"`{root.id}` may be changed in {why}")
+        for root, call in _method_calls(stmt):
+            if root.id == BASE_KEY:
+                self.taint_base(call.func, f"it may be changed in {why}")
+            else:
+                self.names[root.id] = self.opaque(root, f"`{root.id}` may be changed in {why}")
         for node in ast.walk(stmt):
             if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 self.names[node.id] = self.opaque(node, f"`{node.id}` is bound in {why}")
@@ -205,6 +210,16 @@ class _FileEvaluator:
         elif isinstance(target, (ast.Subscript, ast.Attribute)):
             self.bind_item(target, value)
 
+    def taint_base(self, node: ast.expr, why: str) -> None:
+        """``_base_.model.update(...)``/``_base_.model.x = ...`` change the base dict the file is merged into."""
+        while isinstance(node, (ast.Attribute, ast.Subscript)) and not (
+            isinstance(node.value, ast.Name) and node.value.id == BASE_KEY
+        ):
+            node = node.value
+        key = node.attr if isinstance(node, ast.Attribute) else getattr(getattr(node, "slice", None), "value", None)
+        if self.base is not None and isinstance(key, str) and key in self.base:
+            self.base[key] = self.opaque(node, f"`_base_.{key}`: {why}")
+
     def bind_item(self, target: Union[ast.Subscript, ast.Attribute], value: V) -> None:
         """``cfg['a']['b'] = v``: rebuild the dicts on the path (values are shared, never mutated)."""
         keys: list[str] = []
@@ -218,6 +233,9 @@ class _FileEvaluator:
                 keys = []
                 break
             node = node.value
+        if isinstance(node, ast.Name) and node.id == BASE_KEY:  # mmengine's _base_ is the merged base dict itself
+            self.taint_base(target, f"it is assigned to on line {target.lineno}, which is not evaluated")
+            return
         if not isinstance(node, ast.Name) or node.id not in self.names or not keys:
             root = node.id if isinstance(node, ast.Name) else "?"
             self.names[root] = self.opaque(target, f"`{root}` is modified by an item assignment that is not evaluated")
@@ -403,7 +421,7 @@ def _method_calls(stmt: ast.AST):
             root = node.func.value
             while isinstance(root, (ast.Attribute, ast.Subscript)):
                 root = root.value
-            if isinstance(root, ast.Name) and root.id != BASE_KEY:
+            if isinstance(root, ast.Name):
                 yield root, node
 
 

@@ -259,7 +259,10 @@ class _Resolver:
     # --- heads -----------------------------------------------------------------------------------------
     def heads(self) -> None:
         model = self.cfg.get("model")
-        if model is None or not isinstance(model.value, dict):
+        if model is None:
+            return
+        if not isinstance(model.value, dict):  # it may hold an ASPP or PPM head: say so, do not pass it silently
+            self.unresolved("`model`", model)
             return
         backbone = model.get("backbone")
         outputs = None
@@ -277,8 +280,12 @@ class _Resolver:
             if heads is None:
                 continue
             listed = isinstance(heads.value, list)
+            if not listed and not isinstance(heads.value, dict):
+                self.unresolved(f"`model.{role}`", heads)
+                continue
             for i, head in enumerate(heads.value if listed else [heads]):
                 if not isinstance(head.value, dict):
+                    self.unresolved(f"`model.{role}[{i}]`", head)
                     continue
                 keys = ("model", role) if not listed else ("model", role, str(i))
                 chain = (model, heads) if not listed else (model, heads, head)
