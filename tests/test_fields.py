@@ -342,3 +342,31 @@ def test_transposed_support_is_placed_around_the_widest_phase():
     rows, cols, (h, w) = gradient_support(model, 97)
     assert h % 2 == 1
     assert sorted(int(h * out.h.jump + o) for o in out.h.support.offsets()) == rows
+
+
+class FixedGlobalPool(nn.Module):
+    """conv3×3 s2 p1 (field 3, jump 2) gated by ``F.avg_pool2d(y, y.shape[2:])`` (BiSeNet's global context):
+    the pool covers the whole map, so it is global context — field 3 and jump 2 stay the finite path's."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return y * torch.sigmoid(F.avg_pool2d(y, y.shape[2:])) + F.max_pool2d(y, y.shape[2:])
+
+
+def test_whole_map_pooling_is_global_context():
+    from atrous_advisor.graph.inspection import output_stride
+
+    out, prop = field_of(FixedGlobalPool())
+    assert out.h.global_context and out.w.global_context
+    assert rf(out) == (3, 3) and (out.h.jump, out.w.jump) == (2, 2)
+    assert output_stride(prop) == (2, 2)  # not the 64 px "stride" of a pooled-away map
+
+
+def test_a_padded_pool_of_a_one_pixel_map_stays_a_window():
+    """At a tiny crop the stem's 3×3 s2 p1 max pool sees a 1-pixel map: an ordinary layer, not global context."""
+    out, _ = field_of(nn.MaxPool2d(3, 2, 1), (1, 1, 1, 1))
+    assert not out.h.global_context and out.h.rf_max == 3

@@ -258,6 +258,20 @@ def conv(call: OpCall) -> NodeField:
     return _window(call, x, kernel, stride, padding, dilation)
 
 
+def _pool_window(call: OpCall, x: NodeField, kernel, stride, padding, dilation) -> NodeField:
+    """A pooling window; one that covers a whole axis and leaves one value is global pooling
+    (``F.avg_pool2d(x, x.shape[2:])``, as in BiSeNet): global context, not a finite field."""
+
+    def one(f: AxisField, a: int) -> AxisField:
+        extent = dilation[a] * (kernel[a] - 1) + 1
+        # (unpadded and over a real map: a 3×3 pool of a 1-pixel map at a tiny crop is still an ordinary layer)
+        if call.out_size(a) == 1 and padding[a] == 0 and f.size > 1 and extent >= f.size:
+            return G.global_pool(f)
+        return G.window(f, kernel[a], stride[a], padding[a], dilation[a], call.out_size(a))
+
+    return x.map(one)
+
+
 @handles("aten.max_pool2d", "aten.max_pool2d_with_indices")
 def max_pool(call: OpCall) -> NodeField:
     x, _ = _spatial_4d(call)
@@ -265,7 +279,7 @@ def max_pool(call: OpCall) -> NodeField:
     stride = _ints(call.arg(2, "stride", []), kernel)
     padding = _ints(call.arg(3, "padding", 0), (0, 0))
     dilation = _ints(call.arg(4, "dilation", 1), (1, 1))
-    return _window(call, x, kernel, stride, padding, dilation)
+    return _pool_window(call, x, kernel, stride, padding, dilation)
 
 
 @handles("aten.avg_pool2d")
@@ -274,7 +288,7 @@ def avg_pool(call: OpCall) -> NodeField:
     kernel = _ints(call.arg(1, "kernel_size"), (1, 1))
     stride = _ints(call.arg(2, "stride", []), kernel)
     padding = _ints(call.arg(3, "padding", 0), (0, 0))
-    return _window(call, x, kernel, stride, padding, (1, 1))
+    return _pool_window(call, x, kernel, stride, padding, (1, 1))
 
 
 @handles("aten.adaptive_avg_pool2d", "aten._adaptive_avg_pool2d", "aten.adaptive_max_pool2d")
