@@ -81,6 +81,23 @@ def test_data_mode_on_a_synthetic_dataset(run_cli, tmp_path):
     assert any("only 3" in w for w in data["warnings"])
 
 
+def test_data_mode_uses_train_only_without_a_val_split(run_cli, tmp_path):
+    import shutil
+
+    from atrous_advisor.train.synth import SynthSpec, write_dataset
+
+    root = tmp_path / "data"
+    write_dataset(root, SynthSpec(size=64, train=2, val=3, classes=3, seed=1))
+    (root / "val" / "masks" / "0002.png").unlink()  # a broken val split is an error, not a reason to use train
+    line = _one_line_error(run_cli("erf", str(TINY), "--crop", "64", "--data", str(root), "--images", "5",
+                                   "--out", str(tmp_path / "a.png")))
+    assert "without a partner" in line and "val" in line
+    shutil.rmtree(root / "val")  # no val split at all: the train images are used
+    data = _ok_json(run_cli("erf", str(TINY), "--crop", "64", "--data", str(root), "--images", "5",
+                            "--out", str(tmp_path / "b.png"), "--json"))
+    assert data["source"] == "data" and data["images"] == 2
+
+
 def test_model_without_aspp_has_no_prediction(run_cli, tmp_path):
     model = tmp_path / "plain.py"
     model.write_text(

@@ -689,15 +689,12 @@ def _find_aspp(model, crop: IntPair, warnings: list[str]):
 
 def _open_dataset(data: Path, crop: IntPair):
     """The whole images of the val split (else train) of a dataset folder in a layout ``validate`` reads."""
-    from atrous_advisor.train.data import SegmentationDataset, discover  # shared with ``validate``
+    from atrous_advisor.train.data import SegmentationDataset, detect_layout, discover  # shared with ``validate``
 
-    try:
-        files = discover(Path(data), "val")
-    except DataError as val_error:
-        try:
-            files = discover(Path(data), "train")
-        except DataError:
-            raise val_error from None
+    data = Path(data)
+    val_dir = data / "leftImg8bit" / "val" if detect_layout(data) == "cityscapes" else data / "val"
+    # Train only when there is no val split at all: a broken val split is reported, not silently replaced.
+    files = discover(data, "val" if val_dir.is_dir() else "train")
     return SegmentationDataset(files.samples, crop, train=False)
 
 
