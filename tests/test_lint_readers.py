@@ -207,3 +207,16 @@ def test_sequences_built_by_concatenation_or_unpacking_are_bounded(tmp_path):
     cfg = load(path)
     assert isinstance(cfg["y"].value, Opaque) and isinstance(cfg["z"].value, Opaque)
     assert len(cfg["ok"].value) == 6001
+
+
+def test_a_new_style_read_base_config_is_refused_not_passed_as_empty(tmp_path):
+    path = write(tmp_path, "new_style.py", """
+        from mmengine.config import read_base
+
+        with read_base():
+            from ._base_.models.deeplabv3_r50_d8 import *
+
+        model.update(dict(decode_head=dict(num_classes=19)))
+        """)
+    with pytest.raises(ConfigError, match="read_base"):
+        load(path)

@@ -459,6 +459,15 @@ def parse_file(path: Path, text: Optional[str] = None) -> ParsedFile:
     except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurdly deep nesting
         raise ConfigError(f"{path}: cannot parse: {type(exc).__name__}: {exc}") from None
     lines = split_lines(text)
+    for stmt in tree.body:  # mmengine's pure-Python configs import their bases as modules
+        if isinstance(stmt, ast.With) and any(
+            isinstance(item.context_expr, ast.Call) and _snippet(item.context_expr.func).endswith("read_base")
+            for item in stmt.items
+        ):
+            raise ConfigError(
+                f"{path}:{stmt.lineno}:1: a new-style config (`with read_base():`) imports its bases as modules; "
+                "atrous-advisor reads `_base_ = [...]` configs only"
+            )
     bases: list[Path] = []
     base_site = None
     for stmt in tree.body:
