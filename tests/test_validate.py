@@ -151,6 +151,10 @@ def test_weights_load_under_every_variant(data, tmp_path):
     torch.save({"epoch": 3, "state_dict": {f"module.{k}": v for k, v in trained.state_dict().items()}}, checkpoint)
     report = run_validation(request(data, tmp_path / "out", weights=checkpoint, steps=1))
     assert [v.name for v in report.variants] == ["current", "suggested"] and report.complete
+    # The runs started from the checkpoint, not from the seed-0 initialisation they would have without it.
+    plain = run_validation(request(data, tmp_path / "plain", steps=1))
+    for loaded, fresh in zip(report.variants, plain.variants):
+        assert loaded.runs[0].final_loss != fresh.runs[0].final_loss
 
     wrong = load_model(TINY, {"num_classes": 3}, device="cpu").model
     torch.save(wrong.state_dict(), tmp_path / "wrong.pth")
