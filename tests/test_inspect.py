@@ -287,3 +287,29 @@ def test_single_int_alternative_never_suggests_the_current_rates():
     assert not head.ok and head.suggested_rates == [(2, 8), (4, 16), (6, 24)]
     assert "current rates (4, 8, 12) are already the closest" in head.fix
     assert "dilation=padding=4," not in head.fix
+
+
+class _AvgPoolImagePoolASPP(torch.nn.Module):
+    """Two dilated branches and an image-pooling branch written as ``F.avg_pool2d(x, x.shape[2:])``."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, stride=8, padding=1)
+        self.a = torch.nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+        self.b = torch.nn.Conv2d(8, 8, 3, padding=4, dilation=4)
+        self.pool_proj = torch.nn.Conv2d(8, 8, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        pooled = torch.nn.functional.avg_pool2d(x, x.shape[2:])
+        pooled = torch.nn.functional.interpolate(self.pool_proj(pooled), size=x.shape[2:], mode="nearest")
+        return torch.cat([self.a(x), self.b(x), pooled], 1)
+
+
+def test_image_pooling_written_as_a_whole_map_avg_pool_is_found():
+    with torch.device("meta"):
+        model = _AvgPoolImagePoolASPP().eval()
+    (site,) = find_heads(model, (64, 64))
+    assert site.kind == "aspp" and site.rates == [(2, 2), (4, 4)] and site.image_pool
+    _, prop = capture_and_propagate(model, (64, 64))
+    assert prop.output_field().h.global_context
