@@ -82,6 +82,20 @@ def test_rgb_mask_is_refused(tmp_path):
         check_labels(discover(root, "train").samples, 5, 255)
 
 
+def test_unreadable_files_are_named(tmp_path):
+    from atrous_advisor.train.data import read_image
+
+    root = folder_dataset(tmp_path)
+    (root / "val" / "masks" / "b.png").write_text("not a png")
+    with pytest.raises(DataError, match=r"mask .*val/masks/b\.png cannot be read \(UnidentifiedImageError"):
+        infer_num_classes([discover(root, "train"), discover(root, "val")], 255)
+    (root / "train" / "images" / "a.jpg").write_bytes(b"")
+    with pytest.raises(DataError, match=r"image .*train/images/a\.jpg cannot be read"):
+        infer_num_classes([discover(root, "train")], 255)
+    with pytest.raises(DataError, match=r"image .*a\.jpg cannot be read"):
+        read_image(root / "train" / "images" / "a.jpg")
+
+
 def test_training_samples_are_cropped_and_reproducible(tmp_path):
     root = folder_dataset(tmp_path)
     samples = discover(root, "train").samples

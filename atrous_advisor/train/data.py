@@ -110,16 +110,35 @@ def discover(root: Path, split: str) -> SplitFiles:
     return SplitFiles(layout=layout, split=split, samples=samples)
 
 
+def _unreadable(kind: str, path: Path, exc: OSError) -> DataError:
+    return DataError(f"{kind} {path} cannot be read ({type(exc).__name__}: {exc})")
+
+
 def read_mask(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        if img.mode not in ("L", "P", "I", "I;16"):
-            raise DataError(f"mask {path} has mode {img.mode}: expected a single-channel PNG of class indices")
-        return np.array(img, dtype=np.int64)
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "P", "I", "I;16"):
+                raise DataError(f"mask {path} has mode {img.mode}: expected a single-channel PNG of class indices")
+            return np.array(img, dtype=np.int64)
+    except OSError as exc:  # not an image, truncated, unreadable (PIL's UnidentifiedImageError is an OSError)
+        raise _unreadable("mask", path, exc) from None
 
 
 def read_image(path: Path) -> np.ndarray:
-    with Image.open(path) as img:
-        return np.array(img.convert("RGB"))
+    try:
+        with Image.open(path) as img:
+            return np.array(img.convert("RGB"))
+    except OSError as exc:
+        raise _unreadable("image", path, exc) from None
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the header."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except OSError as exc:
+        raise _unreadable("image", path, exc) from None
 
 
 def scan_labels(samples: Sequence[Sample], ignore_index: int) -> np.ndarray:
@@ -127,8 +146,7 @@ def scan_labels(samples: Sequence[Sample], ignore_index: int) -> np.ndarray:
     seen: set[int] = set()
     for sample in samples:
         mask = read_mask(sample.mask)
-        with Image.open(sample.image) as img:
-            width, height = img.size
+        width, height = image_size(sample.image)
         if mask.shape != (height, width):
             raise DataError(
                 f"mask {sample.mask} is {mask.shape[1]}x{mask.shape[0]} but image {sample.image} is {width}x{height}"
