@@ -370,3 +370,15 @@ def test_a_padded_pool_of_a_one_pixel_map_stays_a_window():
     """At a tiny crop the stem's 3×3 s2 p1 max pool sees a 1-pixel map: an ordinary layer, not global context."""
     out, _ = field_of(nn.MaxPool2d(3, 2, 1), (1, 1, 1, 1))
     assert not out.h.global_context and out.h.rf_max == 3
+
+
+def test_field_map_leaves_whole_map_pooling_out():
+    """The field map draws finite paths only: FixedGlobalPool's map is the conv's 3×3 window, nothing else."""
+    from atrous_advisor.graph.fieldmap import path_counts
+
+    model = FixedGlobalPool()
+    model.conv = nn.Conv2d(3, 1, 3, stride=2, padding=1)  # the field map feeds an RGB-shaped image
+    counts, (h, w), _ = path_counts(model.to("meta").eval(), (64, 64))
+    rows, cols = counts.nonzero()
+    assert sorted(set(rows.tolist())) == [2 * h - 1, 2 * h, 2 * h + 1]
+    assert sorted(set(cols.tolist())) == [2 * w - 1, 2 * w, 2 * w + 1]

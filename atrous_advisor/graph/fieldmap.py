@@ -102,6 +102,9 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
             dil = _pair(a[4] if kind != "aten.avg_pool2d" and len(a) > 4 else 1, (1, 1))
             kernel = torch.ones(1, 1, *k, dtype=image.dtype)
             y = F.conv2d(x, kernel, None, stride, padding, dil)  # a pool with equal weights sums its window
+            whole = [int(shape[a]) == 1 and padding[a] == 0 and x.shape[a] > 1 for a in (-2, -1)]
+            if any(whole):  # a pool over the whole map (F.avg_pool2d(x, x.shape[2:])) is global: not drawn
+                y = y * 0.0
         elif kind in ("aten.adaptive_avg_pool2d", "aten._adaptive_avg_pool2d", "aten.adaptive_max_pool2d"):
             oh, ow = int(shape[-2]), int(shape[-1])
             # global paths reach every pixel equally and would drown the finite field: they are flagged
