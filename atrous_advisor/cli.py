@@ -52,6 +52,15 @@ class AdvisorGroup(TyperGroup):
         except (typer.Abort, KeyboardInterrupt):
             typer.echo(f"{prog}: interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:  # a bug, or an input no check anticipated: still one line, not a traceback
+            if debug:
+                raise
+            typer.echo(
+                f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+                "(rerun with --debug for the traceback and please report it)",
+                err=True,
+            )
+            sys.exit(3)
         # A command returns its exit code (0 fine, 1 findings); help and no-op paths return None.
         sys.exit(result if isinstance(result, int) else 0)
 

@@ -155,3 +155,17 @@ def test_debug_shows_the_traceback(run_cli):
     result = run_cli("rate", "--crop", "512x", "--stride", "8", "--debug")
     assert result.exit_code != 0
     assert result.exception is not None and type(result.exception).__name__ == "InputError"
+
+
+def test_unexpected_exception_is_one_line_exit_3(run_cli, monkeypatch):
+    import atrous_advisor.commands.rate as rate_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something we did not foresee")
+
+    monkeypatch.setattr(rate_module, "advise_rates", broken)
+    result = run_cli("rate", "--crop", "512", "--stride", "8")
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "internal error: RuntimeError: something we did not foresee" in lines[0]
+    assert "--debug" in lines[0] and "Traceback" not in result.output

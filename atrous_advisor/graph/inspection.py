@@ -159,7 +159,10 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
             f"(finest {_fmt(tuple(round(p) for p in finest.cell_pixels))} px)"
         )
     if redundant:
-        problems.append(f"scale{'s' if len(redundant) > 1 else ''} {tuple(redundant)} exceed the feature map")
+        problems.append(
+            (f"scales {tuple(redundant)} exceed" if len(redundant) > 1 else f"scale {redundant[0]} exceeds")
+            + " the feature map"
+        )
     base = f"scales {tuple(site.scales)} on a {_fmt(site.feature_map)} map at stride {_fmt(site.stride)}"
     verdict = base + (": " + "; ".join(problems) if problems else ": cells fit the crop")
     fix = None
