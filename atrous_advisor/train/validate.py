@@ -231,6 +231,8 @@ class ValidateRequest:
         low, high = self.scale_range
         if not 0 < low <= high:
             raise InputError(f"--scale-range {low},{high}: expected 0 < low <= high")
+        if self.checkpoint_every < 0:
+            raise InputError(f"--checkpoint-every {self.checkpoint_every}: must be 0 (none) or a number of steps")
         if self.num_classes is not None and self.num_classes < 1:
             raise InputError(f"--num-classes {self.num_classes}: must be at least 1")
 
