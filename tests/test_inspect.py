@@ -313,3 +313,30 @@ def test_image_pooling_written_as_a_whole_map_avg_pool_is_found():
     assert site.kind == "aspp" and site.rates == [(2, 2), (4, 4)] and site.image_pool
     _, prop = capture_and_propagate(model, (64, 64))
     assert prop.output_field().h.global_context
+
+
+def test_rate_one_branch_counts_in_an_aspp_but_undilated_parallel_convs_are_no_aspp(tmp_path):
+    """tiny_aspp built with rates (1, 2, 3): three 3×3 branches, the first undilated. Parallel undilated
+    3×3 convs merged by cat (an inception-style block) must not be reported as an ASPP."""
+    import torch
+    from torch import nn
+
+    from atrous_advisor.graph.heads import find_heads
+    from atrous_advisor.graph.loading import load_model
+
+    model = load_model(f"{EXAMPLES / 'tiny_aspp.py'}", {"rates": [1, 2, 3]}).model
+    (aspp,) = [h for h in find_heads(model, (64, 64)) if h.kind == "aspp"]
+    assert aspp.rates == [(1, 1), (2, 2), (3, 3)]
+    assert aspp.branch_modules == ["aspp.branches.1.0", "aspp.branches.2.0", "aspp.branches.3.0"]
+
+    class Inception(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 5, padding=2)
+
+        def forward(self, x):
+            return torch.cat([self.a(x), self.b(x)], 1)
+
+    with torch.device("meta"):
+        block = Inception()
+    assert [h for h in find_heads(block, (32, 32)) if h.kind == "aspp"] == []

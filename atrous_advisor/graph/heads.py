@@ -157,17 +157,18 @@ def detect_heads(graph: CapturedGraph, jumps: dict[int, tuple[float, float]], sp
                 if first_spatial.kind in ADAPTIVE_KINDS:
                     pools.append((int(first_spatial.out_shape[-2]), first_spatial.id))  # type: ignore[index]
                     continue
-                # the first conv with a spatial kernel decides the branch's rate (depthwise-separable ASPP)
+                # the first conv with a spatial kernel decides the branch's rate (depthwise-separable ASPP);
+                # rate 1 counts too: (1, 2, 3) is a real ASPP, and what `rate` suggests for small crops
                 for i in b.nodes:
                     geo = conv_geometry(graph.nodes[i])
                     if geo and max(geo[0]) > 1:
-                        rate = _is_dilated_conv(graph.nodes[i])
-                        if rate:
-                            dilated.append((rate, i))
+                        if not geo[2]:  # transposed convs upsample; they are not atrous branches
+                            dilated.append((geo[1], i))
                         break
             fmap, stride = site_geometry(node.id)
             merge_module = graph.nodes[merge_id].module
-            if len(dilated) >= 2:
+            # parallel undilated 3×3s (inception-style blocks) are not an atrous pyramid
+            if len(dilated) >= 2 and any(max(r) > 1 for r, _ in dilated):
                 dilated.sort(key=lambda d: (max(d[0]), d[0]))
                 names = [graph.nodes[i].module for _, i in dilated]
                 heads.append(
