@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequen
 
 import numpy as np
 
+from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import DataError, InputError, ModelLoadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -655,16 +656,13 @@ def check_outputs(paths: dict[str, Path], force: bool) -> None:
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)
-    tmp.replace(path)
 
 
 def _atomic_render(panels: Sequence[ErfPanel], path: Path, log: bool) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    render_erf_png(panels, tmp, log=log)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        render_erf_png(panels, tmp, log=log)
 
 
 def load_weights(model: "torch.nn.Module", path: Path) -> None:

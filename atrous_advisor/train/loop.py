@@ -26,6 +26,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
+from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import DataError
 from atrous_advisor.train.data import SegmentationDataset
 
@@ -146,10 +147,8 @@ class Interrupt(Exception):
 
 
 def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -15,7 +15,6 @@ import gc
 import hashlib
 import io
 import json
-import os
 import platform
 import statistics
 from dataclasses import asdict, dataclass, field, replace
@@ -24,6 +23,7 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 
 import torch
 
+from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import AdvisorError, DataError, InputError, ModelLoadError
 from atrous_advisor.geometry import DEFAULT_BRANCHES, suggest_scales, suggested_rates
 from atrous_advisor.report.validate_models import HeadVariant, RunResult, ValidateReport, VariantResult
@@ -306,17 +306,13 @@ class SilentReporter:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def results_csv(report: ValidateReport) -> str:
