@@ -55,8 +55,8 @@ def test_each_object_is_labelled_by_the_colour_of_its_nearest_cue(tmp_path):
             if ys.size:
                 objects[label] = (ys.mean(), xs.mean())
         for label, centre in objects.items():
-            if sum(1 for c in cues if c[1] == label) != 1:
-                continue  # two objects of one class: centres above would mix them
+            if next(c[2] for c in cues if c[1] == label) != spec.cue_side ** 2:
+                continue  # two objects of one class: the centres above would mix them
             distances = [np.hypot(centre[0] - c[0][0], centre[1] - c[0][1]) for c in cues]
             nearest = cues[int(np.argmin(distances))]
             assert nearest[1] == label
