@@ -14,7 +14,7 @@ resumes through validate's own resume (finished runs are skipped, the run in pro
 last checkpoint). Two commands run at a time, one thread each (``--jobs``).
 
 Outputs: the runs under benchmarks/out/rate_law/ (not committed); benchmarks/results/rate_law.json and
-docs/figures/rate_law.png (committed).
+docs/sections/rate_law.png (committed).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WORK = Path("benchmarks/out/rate_law")  # relative to the repository root, as in the recorded commands
 RESULTS = Path("benchmarks/results/rate_law.json")
-FIGURE = Path("docs/figures/rate_law.png")
+FIGURE = Path("docs/sections/rate_law.png")
 MODEL = "benchmarks/rate_law_model.py"
 
 STRIDE = 4
@@ -64,6 +64,7 @@ class Plan:
     threads: int = 1
     work: Path = WORK
     results: Path = RESULTS
+    head: str = "aspp"  # aspp: sweep base rates; ppm: PSPNet scales (1, 2, 3, 6) against the suggested ones
 
     def r_star(self, crop: int) -> float:
         return (crop - MARGIN) / (6 * STRIDE)
@@ -72,7 +73,7 @@ class Plan:
         return self.work / f"data-{crop}"
 
     def out_dir(self, crop: int, seed: int) -> Path:
-        return self.work / f"crop{crop}-seed{seed}"
+        return self.work / f"{'ppm-' if self.head == 'ppm' else ''}crop{crop}-seed{seed}"
 
     def data_args(self, crop: int) -> list[str]:
         return ["synth", str(self.data_dir(crop)), "--size", str(crop), "--train", str(self.train), "--val", str(self.val),
@@ -80,8 +81,9 @@ class Plan:
                 "--cue-far", f"{self.cue_far:g}", "--objects", str(self.objects)]
 
     def validate_args(self, crop: int, seed: int) -> list[str]:
-        return ["validate", MODEL, "--kwargs", json.dumps({"num_classes": self.classes, "width": self.width}), "--data", str(self.data_dir(crop)),
-                "--crop", str(crop), "--sweep", ",".join(map(str, self.crops[crop])), "--seed", str(seed), "--repeats", "1",
+        model, variants = (f"{MODEL}:build_psp", []) if self.head == "ppm" else (MODEL, ["--sweep", ",".join(map(str, self.crops[crop]))])
+        return ["validate", model, "--kwargs", json.dumps({"num_classes": self.classes, "width": self.width}), "--data", str(self.data_dir(crop)),
+                "--crop", str(crop), *variants, "--seed", str(seed), "--repeats", "1",
                 "--steps", str(self.steps), "--batch-size", str(self.batch_size), "--optimizer", self.optimizer,
                 "--lr", f"{self.lr:g}", "--scale-range", "1,1", "--checkpoint-every", str(self.checkpoint_every),
                 "--device", "cpu", "--out", str(self.out_dir(crop, seed))]
@@ -121,8 +123,9 @@ def make_data(plan: Plan) -> None:
             raise SystemExit(f"synth failed for crop {crop}")
 
 
-def run_all(plan: Plan, jobs: int) -> None:
+def run_all(plan: Plan, jobs: int, write=None) -> None:
     """All (crop, seed) validate commands, ``jobs`` at a time; seed-major so that a partial result covers every crop."""
+    write = write or write_results
     queue = [(crop, seed) for seed in plan.seeds for crop in sorted(plan.crops, reverse=True)]
     logs = ROOT / plan.work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -144,7 +147,7 @@ def run_all(plan: Plan, jobs: int) -> None:
                 if proc.returncode != 0:
                     failed.append((crop, seed))
         if time.monotonic() - last_write > 30 or not (queue or running):
-            write_results(plan)  # validate rewrites its report after every run: a partial result is always on disk
+            write(plan)  # validate rewrites its report after every run: a partial result is always on disk
             last_write = time.monotonic()
     if failed:
         raise SystemExit(f"failed: {failed} (see {plan.work}/logs)")
@@ -330,6 +333,46 @@ def rerun_command(run: dict, out: Path) -> tuple[float, float]:
     raise SystemExit("the rerun did not train that cell")
 
 
+# ---------------------------------------------------------------------------------------------- PPM
+
+
+PPM_PLAN = Plan(crops={80: (), 144: ()}, head="ppm", results=Path("benchmarks/results/rate_law_ppm.json"))
+
+
+def write_ppm_results(plan: Plan) -> dict:
+    """PSPNet's (1, 2, 3, 6) against the suggested scales, per crop, paired over seeds."""
+    runs, crops = [], []
+    for crop in sorted(plan.crops):
+        variants: dict[str, list[dict]] = {}
+        scales_of: dict[str, list[int]] = {}
+        for seed in plan.seeds:
+            report = ROOT / plan.out_dir(crop, seed) / "results.json"
+            if not report.is_file():
+                continue
+            for variant in json.loads(report.read_text())["variants"]:
+                scales_of[variant["name"]] = variant["scales"]
+                for run in variant["runs"]:
+                    row = {"crop": [crop, crop], "stride": STRIDE, "variant": variant["name"], "scales": variant["scales"],
+                           "seed": run["seed"], "steps": run["steps"], "miou": run["miou"],
+                           "images_per_second": run["images_per_second"],
+                           "command": command_text(plan.validate_args(crop, seed), plan)}
+                    runs.append(row)
+                    variants.setdefault(variant["name"], []).append(row)
+        per_variant = [{"variant": name, "scales": scales_of[name], "miou_mean": statistics.fmean(r["miou"] for r in rows),
+                        "miou_std": statistics.stdev([r["miou"] for r in rows]) if len(rows) > 1 else None, "seeds": len(rows)}
+                       for name, rows in variants.items()]
+        crops.append({"crop": [crop, crop], "stride": STRIDE, "data_command": command_text(plan.data_args(crop), plan),
+                      "per_variant": per_variant,
+                      "suggested_minus_current": _paired(variants.get("suggested", []), variants.get("current", []))})
+    document = {"runs": runs, "crops": crops, "partial": len(runs) < 2 * len(plan.seeds) * len(plan.crops),
+                "machine": "2-core shared x86_64 CPU (AMD EPYC), no GPU; 1 thread per run, 2 runs at a time"}
+    path = ROOT / plan.results
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2) + "\n")
+    os.replace(tmp, path)
+    return document
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=2, help="validate commands at a time (one thread each)")
@@ -337,7 +380,14 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure from the results JSON")
     parser.add_argument("--rerun", type=int, metavar="INDEX", help="re-run the recorded command of runs[INDEX]")
     parser.add_argument("--rerun-out", type=Path, default=Path("benchmarks/out/rate_law-rerun"))
+    parser.add_argument("--ppm", action="store_true", help="the PPM comparison instead: (1, 2, 3, 6) vs suggested at two crops")
     args = parser.parse_args()
+    if args.ppm:
+        if not args.report_only:
+            make_data(PPM_PLAN)
+            run_all(PPM_PLAN, args.jobs, write_ppm_results)
+        print(json.dumps(write_ppm_results(PPM_PLAN)["crops"], indent=2))
+        return
     if args.rerun is not None:
         recorded, again = rerun(args.rerun, args.rerun_out)
         print(f"run {args.rerun}: recorded mIoU {recorded:.6f}, rerun {again:.6f}, difference {again - recorded:+.2e}")

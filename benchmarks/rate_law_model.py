@@ -52,3 +52,36 @@ class RateLawNet(nn.Module):
 
 def build_model(num_classes: int = 5, rates=(24, 48, 72), width: int = 32) -> nn.Module:
     return RateLawNet(num_classes, tuple(rates), width)
+
+
+class PPM(nn.Module):
+    """PSPNet's pyramid pooling: average-pool to s×s bins per branch, 1×1 conv, upsample, concatenate with x."""
+
+    def __init__(self, cin: int, cout: int, scales=(1, 2, 3, 6)):
+        super().__init__()
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.AdaptiveAvgPool2d(s), conv_bn_relu(cin, cout // len(scales) or 1, 1)) for s in scales
+        )
+        self.bottleneck = conv_bn_relu(cin + len(scales) * (cout // len(scales) or 1), cout, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        pooled = [F.interpolate(stage(x), size=size, mode="bilinear", align_corners=False) for stage in self.stages]
+        return self.bottleneck(torch.cat([x, *pooled], dim=1))
+
+
+class PSPLawNet(nn.Module):
+    def __init__(self, num_classes: int = 5, scales=(1, 2, 3, 6), width: int = 32):
+        super().__init__()
+        self.stem = RateLawNet(num_classes, width=width).stem  # the same stride-4 stem, 31 px field
+        self.ppm = PPM(width, width, scales)
+        self.classifier = nn.Conv2d(width, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.classifier(self.ppm(self.stem(x)))
+        return F.interpolate(logits, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def build_psp(num_classes: int = 5, scales=(1, 2, 3, 6), width: int = 32) -> nn.Module:
+    """The same stem under a PSPNet pyramid pooling head (PSPNet's scales 1, 2, 3, 6 by default)."""
+    return PSPLawNet(num_classes, tuple(scales), width)
