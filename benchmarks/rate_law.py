@@ -264,6 +264,8 @@ def plot(document: dict, path: Path) -> None:
     fig = Figure(figsize=(11, 4.2))
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple"]
+    swept = [p["base_rate"] for c in document["crops"] for p in c["per_rate"] if p["base_rate"] != DEFAULT_STYLE_RATE]
+    x_default = max(swept, default=0) + 2  # DeepLab's r = 24 is drawn here, off the rate axis' scale
     for colour, crop in zip(colours, document["crops"]):
         rows = [p for p in crop["per_rate"] if p["base_rate"] != DEFAULT_STYLE_RATE]
         x = [p["base_rate"] for p in rows]
@@ -274,11 +276,13 @@ def plot(document: dict, path: Path) -> None:
         left.axvline(crop["r_star"], color=colour, linestyle=":", linewidth=1)
         default = next((p for p in crop["per_rate"] if p["base_rate"] == DEFAULT_STYLE_RATE), None)
         if default is not None:
-            left.errorbar([DEFAULT_STYLE_RATE * 0 + max(x) + 1.5], [default["miou_mean"]], yerr=[default["miou_std"] or 0.0],
+            left.errorbar([x_default], [default["miou_mean"]], yerr=[default["miou_std"] or 0.0],
                           marker="x", capsize=3, color=colour, linestyle="none")
-    left.set_xlabel(f"base rate r (branches r, 2r, 3r; stride {STRIDE}); ×: DeepLab's r = {DEFAULT_STYLE_RATE}, drawn at the right")
+    ticks = sorted(set(swept))
+    left.set_xticks(ticks + [x_default], [str(t) for t in ticks] + [f"{DEFAULT_STYLE_RATE}\n(DeepLab)"])
+    left.set_xlabel(f"base rate r (branches r, 2r, 3r; output stride {STRIDE})")
     left.set_ylabel("val mIoU (mean ± std over seeds)")
-    left.set_title("mIoU against the base rate; dotted: r* of each crop")
+    left.set_title("mIoU against the base rate; dotted: r* of each crop", fontsize=10)
     left.legend(fontsize=8)
     crops = [c["crop"][0] for c in document["crops"] if c["best_rate"] is not None]
     bests = [c["best_rate"] for c in document["crops"] if c["best_rate"] is not None]
