@@ -27,6 +27,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -383,7 +384,7 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="rebuild the JSON and figure from finished runs")
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure from the results JSON")
     parser.add_argument("--rerun", type=int, metavar="INDEX", help="re-run the recorded command of runs[INDEX]")
-    parser.add_argument("--rerun-out", type=Path, default=Path("benchmarks/out/rate_law-rerun"))
+    parser.add_argument("--rerun-out", type=Path, help="a new folder for the rerun (default: a fresh one under benchmarks/out)")
     parser.add_argument("--ppm", action="store_true", help="the PPM comparison instead: (1, 2, 3, 6) vs suggested at two crops")
     args = parser.parse_args()
     if args.ppm:
@@ -393,6 +394,9 @@ def main() -> None:
         print(json.dumps(write_ppm_results(PPM_PLAN)["crops"], indent=2))
         return
     if args.rerun is not None:
+        if args.rerun_out is None:
+            (ROOT / "benchmarks/out").mkdir(parents=True, exist_ok=True)
+            args.rerun_out = Path(tempfile.mkdtemp(prefix="rate_law-rerun-", dir=ROOT / "benchmarks/out"))
         recorded, again = rerun(args.rerun, args.rerun_out)
         print(f"run {args.rerun}: recorded mIoU {recorded:.6f}, rerun {again:.6f}, difference {again - recorded:+.2e}")
         return
