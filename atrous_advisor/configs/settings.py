@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from atrous_advisor.errors import ConfigError, InputError
-from atrous_advisor.geometry import DEFAULT_MARGIN, DEFAULT_MIN_CELL, parse_crop
+from atrous_advisor.geometry import DEFAULT_MARGIN, DEFAULT_MIN_CELL, TOLERANCE, parse_crop
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_TOLERANCE = 0.15  # AA101: |r − r*| > max(1, tolerance·r*)
-PADDING_THRESHOLD = 0.75  # AA103: a branch whose taps read more padding than this
+# The defaults are the assessment's (geometry/assessment.py); `tolerance` here overrides it for AA101.
+DEFAULT_TOLERANCE = TOLERANCE
 
 
 @dataclass(frozen=True)
