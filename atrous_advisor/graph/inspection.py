@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from atrous_advisor.errors import InputError
+from atrous_advisor.usercode import user_code
 from atrous_advisor.geometry import analyse_ppm, branch_info, fov, optimal_base_rate, single_int_rate, suggested_rates
 from atrous_advisor.geometry.fields import AxisField, as_number
 from atrous_advisor.graph.heads import CONV_KINDS, HeadSite, heads_of
@@ -290,6 +291,7 @@ def output_stride(prop) -> tuple:
     return tuple(as_number(b) if b is not None else 1 for b in best)
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def inspect_model(
     spec: str,
     crop: tuple[int, int],
