@@ -276,10 +276,11 @@ class FileFix:
 
 
 def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_rounds: int = 8) -> list[FileFix]:
-    """Fix each writable leaf one edit at a time, re-linting the edited text in between.
+    """Fix each writable leaf one edit at a time, re-parsing and re-linting the edited text after each edit.
 
     One edit per round keeps two fixes from writing two ``model = dict(...)`` overrides (the second would
-    rebind the name and drop the first); re-linting also confirms that the edit resolved as intended.
+    rebind the name and drop the first). An edit is kept only if the edited text still parses and no longer
+    carries the finding it fixes; otherwise it is dropped with the reason, and ``--fix`` never writes it.
     """
     from atrous_advisor.configs.fixes import Unfixable, apply_edits, edits_for
 
@@ -295,9 +296,16 @@ def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_ro
         except (OSError, UnicodeDecodeError):
             continue
         fix = FileFix(result.path, original, original)
+
+        def relint(text: str) -> ConfigResult:
+            return Linter(settings, {result.path: text}).lint_config(result.path, result.framework, True)
+
+        try:
+            current = relint(original)
+        except ConfigError:  # changed on disk since it was linted: fix nothing in it
+            continue
         tried: set = set()
         for _ in range(max_rounds):
-            current = Linter(settings, {result.path: fix.fixed}).lint_config(result.path, result.framework, True)
             progressed = False
             for d in current.diagnostics:
                 if d.fix is None:
@@ -315,11 +323,25 @@ def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_ro
                     fix.skipped.append(f"{d.code}: {exc}")
                     continue
                 new_text = apply_edits(fix.fixed, edits)
-                if new_text != fix.fixed:
-                    fix.fixed = new_text
-                    fix.applied.append(d.fix.title)
-                    progressed = True
-                    break
+                if new_text == fix.fixed:
+                    continue
+                try:
+                    after = relint(new_text)
+                except ConfigError as exc:
+                    detail = str(exc)
+                    for name in (str(canonical(result.path)), str(result.path)):  # it is the edited text, not the file
+                        if detail.startswith(name + ":"):
+                            detail = "at line " + detail[len(name) + 1 :]
+                    fix.skipped.append(f"{d.code}: the edit would leave the file unreadable ({detail}); fix it by hand")
+                    continue
+                if any(a.code == d.code and a.fix is not None and a.fix.target.keys == d.fix.target.keys
+                       for a in after.diagnostics):
+                    fix.skipped.append(f"{d.code}: the edit did not take (the finding remains); fix it by hand")
+                    continue
+                fix.fixed, current = new_text, after
+                fix.applied.append(d.fix.title)
+                progressed = True
+                break
             if not progressed:
                 break
         out.append(fix)
