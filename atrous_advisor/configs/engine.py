@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from atrous_advisor.configs.detectron2 import Detectron2Loader, looks_like_detectron2
-from atrous_advisor.configs.facts import ConfigFacts, Framework
+from atrous_advisor.configs.facts import ConfigFacts, Framework, drop_out_of_range
 from atrous_advisor.configs.mmseg import MMSegLoader
 from atrous_advisor.configs.resolve_detectron2 import resolve_detectron2
 from atrous_advisor.configs.resolve_mmseg import resolve_mmseg
@@ -134,6 +134,7 @@ class Linter:
             facts = resolve_detectron2(path, self.detectron2.load(path), anchor)
         else:
             facts = resolve_smp(path, parse_smp(path, self.overrides.get(canonical(path))), anchor)
+        drop_out_of_range(facts)
         if facts.crop is None and self.settings.crop is not None:
             facts.crop, facts.crop_source = self.settings.crop, "settings"
         return facts
