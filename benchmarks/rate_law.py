@@ -375,7 +375,7 @@ def rerun_command(run: dict, out: Path) -> tuple[float, float]:
 # ---------------------------------------------------------------------------------------------- PPM
 
 
-PPM_PLAN = Plan(crops={80: (), 144: ()}, head="ppm", results=Path("benchmarks/results/rate_law_ppm.json"))
+PPM_PLAN = Plan(crops={80: (), 112: ()}, head="ppm", results=Path("benchmarks/results/rate_law_ppm.json"))
 
 
 def write_ppm_results(plan: Plan) -> dict:
@@ -425,7 +425,15 @@ def main() -> None:
         if not args.report_only:
             make_data(PPM_PLAN)
             run_all(PPM_PLAN, args.jobs, write_ppm_results)
-        print(json.dumps(write_ppm_results(PPM_PLAN)["crops"], indent=2))
+        document = write_ppm_results(PPM_PLAN)
+        for crop in document["crops"]:
+            rows = "; ".join(f"{v['variant']} {tuple(v['scales'])}: {v['miou_mean']:.3f}"
+                             + (f" ± {v['miou_std']:.3f}" if v["miou_std"] is not None else "") + f" ({v['seeds']} seeds)"
+                             for v in crop["per_variant"])
+            paired = crop["suggested_minus_current"]
+            diff = "—" if paired is None else f"{paired['mean'] * 100:+.1f} pts" + (
+                f", 95% CI [{paired['ci95'][0] * 100:+.1f}, {paired['ci95'][1] * 100:+.1f}]" if paired["ci95"] else "")
+            print(f"- crop {crop['crop'][0]}: {rows}; suggested − current: {diff}")
         return
     if args.rerun is not None:
         if args.rerun_out is None:
