@@ -136,7 +136,7 @@ def run_all(plan: Plan, jobs: int, write=None) -> None:
     while queue or running:
         while queue and len(running) < jobs:
             crop, seed = queue.pop(0)
-            log = open(logs / f"crop{crop}-seed{seed}.log", "a")
+            log = open(logs / f"{plan.out_dir(crop, seed).name}.log", "a")
             running.append(((crop, seed), _cli(plan.validate_args(crop, seed), plan, stdout=log, stderr=subprocess.STDOUT)))
             print(f"{time.strftime('%H:%M:%S')} started crop {crop} seed {seed}", flush=True)
         time.sleep(2)
@@ -334,6 +334,11 @@ def plot(document: dict, path: Path) -> None:
         err = [p["miou_std"] or 0.0 for p in rows]
         label = f"crop {crop['crop'][0]} (r* = {crop['r_star']:.2f})"
         left.errorbar(x, y, yerr=err, marker="o", capsize=3, color=colour, label=label)
+        offset = (colours.index(colour) - 1) * 0.12  # every single run, so the two outcome modes show
+        for r in document.get("runs", []):
+            if r["crop"][0] == crop["crop"][0]:
+                at = x_default if r["base_rate"] == DEFAULT_STYLE_RATE else r["base_rate"]
+                left.plot(at + offset, r["miou"], ".", color=colour, alpha=0.45, markersize=5)
         left.axvline(crop["r_star"], color=colour, linestyle=":", linewidth=1)
         default = next((p for p in crop["per_rate"] if p["base_rate"] == DEFAULT_STYLE_RATE), None)
         if default is not None:
@@ -347,7 +352,15 @@ def plot(document: dict, path: Path) -> None:
     left.legend(fontsize=8)
     crops = [c["crop"][0] for c in document["crops"] if c["best_rate"] is not None]
     bests = [c["best_rate"] for c in document["crops"] if c["best_rate"] is not None]
-    right.plot(crops, bests, "o", markersize=8, label="best measured base rate")
+    right.plot(crops, bests, "o", markersize=8, label="best base rate by mean mIoU (all runs)")
+    learned = []  # post hoc: the best level among runs that left the plateau (see the verdict's "robust")
+    for v in document.get("verdict", {}).get("per_crop", []):
+        rows = [r for r in v["robust"]["per_rate"] if r["miou_mean_left_plateau"] is not None and r["base_rate"] != DEFAULT_STYLE_RATE]
+        if rows:
+            learned.append((v["crop"], max(rows, key=lambda r: r["miou_mean_left_plateau"])["base_rate"]))
+    if learned:
+        right.plot([c for c, _ in learned], [b for _, b in learned], "s", markerfacecolor="none", markersize=9,
+                   label="post hoc: best among runs that left the plateau")
     if document["crops"]:
         xs = [min(c["crop"][0] for c in document["crops"]) - 16, max(c["crop"][0] for c in document["crops"]) + 16]
         right.plot(xs, [(x - MARGIN) / (6 * STRIDE) for x in xs], "k--", label="r* = (L − 32) / 24")
