@@ -24,6 +24,7 @@ from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.frameworks import Framework, Skipped, recognise, registry
 from atrous_advisor.configs.rules import RULES, Diagnostic
 from atrous_advisor.configs.settings import Settings
+from atrous_advisor.configs.supplied import file_values, supply
 from atrous_advisor.configs.values import canonical, split_lines
 from atrous_advisor.errors import ConfigError
 
@@ -111,8 +112,7 @@ class Linter:
     # --- one config ------------------------------------------------------------------------------------
     def facts(self, path: Path, framework: str) -> ConfigFacts:
         facts = self.layouts[framework].facts(path)
-        if facts.crop is None and self.settings.crop is not None:
-            facts.crop, facts.crop_source = self.settings.crop, "settings"
+        supply(facts, file_values(canonical(path), self.lines(path)), self.settings)
         return facts
 
     def lint_config(self, path: Path, framework: str, writable: bool) -> ConfigResult:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Optional
 
 from atrous_advisor.configs.values import Loc, V
 
-Framework = Literal["mmseg", "detectron2", "smp"]
+Framework = str  # a registry name (configs/frameworks): "mmseg", "detectron2", ...
 IntPair = tuple[int, int]
 
 
@@ -47,8 +47,8 @@ class AsppFacts:
     rates: tuple[int, ...]  # the dilated branches' rates, without the 1×1 branch
     loc: Loc  # where the rates were set (or the head, when the class default applies)
     is_default: bool
-    stride: int
-    stride_loc: Loc
+    stride: Optional[int]  # None: unknown (``ConfigFacts.stride_why`` says why); AA002 asks for it
+    stride_loc: Optional[Loc]
     target: Optional[Target]
     to_written: Callable[[list], Any]  # dilated rates -> the value as the framework writes it
 
@@ -59,8 +59,8 @@ class PpmFacts:
     scales: tuple[int, ...]
     loc: Loc
     is_default: bool
-    stride: int
-    stride_loc: Loc
+    stride: Optional[int]  # None: unknown, as for AsppFacts
+    stride_loc: Optional[Loc]
     target: Optional[Target]  # None when the framework has no setting for the scales (smp PSPNet)
 
 
@@ -118,7 +118,16 @@ class ConfigFacts:
     declared_stride: Optional[DeclaredStride] = None
     divisibility: Optional[Divisibility] = None
     unresolved: list[Unresolved] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why the crop is unknown, among other things
+    crop_why: str = ""  # why the crop is unknown: "no RandomCrop in the training pipeline"
+    stride_why: str = ""  # why a head's stride is unknown: "no model.backbone", "backbone type 'X' is not known"
+    # Values the user supplied where the config carries none (per-file comment, --crop/--stride, pyproject).
+    supplied: dict[str, str] = field(default_factory=dict)  # "crop"/"stride" -> where from
+    @property
+    def unresolved_crop(self) -> bool:
+        """Whether an AA001 already says why the crop is unknown (a RandomCrop whose size cannot be read)."""
+        return any("crop" in u.what.lower() or "pipeline" in u.what or "dataset" in u.what for u in self.unresolved)
+
     # `train_dataloader.dataset.pipeline` set on a RepeatDataset-like wrapper, which has none: (key path, wrapper type)
     stray_pipeline: Optional[tuple[str, str]] = None
 

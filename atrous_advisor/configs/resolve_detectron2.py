@@ -178,9 +178,9 @@ class _Resolver:
                 return
             self.facts.crop, self.facts.crop_loc, self.facts.crop_source = crop, self.loc(sv, "INPUT.CROP.SIZE"), "INPUT.CROP.SIZE"
         elif enabled is True:
-            self.facts.notes.append(f"INPUT.CROP.TYPE {kind!r}: the crop depends on the image size")
+            self.facts.crop_why = f"INPUT.CROP.TYPE {kind!r}: the crop depends on the image size"
         else:
-            self.facts.notes.append("INPUT.CROP.ENABLED is off: no training crop in the config")
+            self.facts.crop_why = "INPUT.CROP.ENABLED is off: no training crop in the config"
 
 
 def resolve_detectron2(path: Path, cfg: dict, anchor: Loc) -> ConfigFacts:

@@ -95,7 +95,7 @@ class _Resolver:
         else:
             data = self.cfg.get("data")
             if data is None or data.get("train") is None:
-                self.facts.notes.append("no training dataset (train_dataloader or data.train) found")
+                self.facts.crop_why = "no training dataset (train_dataloader or data.train) found"
                 return
             root, trail = data.value["train"], "data.train"
         crops: list[tuple[tuple[int, int], V]] = []
@@ -122,7 +122,7 @@ class _Resolver:
             for what, step in opaque_steps:  # one of them may be the crop: say so rather than pass silently
                 self.unresolved(what, step)
             if not opaque_steps and len(self.facts.unresolved) == unresolved:
-                self.facts.notes.append(f"no RandomCrop in the training pipeline ({trail})")
+                self.facts.crop_why = f"no RandomCrop in the training pipeline ({trail})"
         if crops:
             (crop, size) = crops[0]
             self.facts.crop, self.facts.crop_loc, self.facts.crop_source = crop, size.loc, "RandomCrop.crop_size"
@@ -237,8 +237,9 @@ class _Resolver:
         self, head: V, head_kind: str, outputs: Optional[tuple[list[int], Loc]], needed: bool = True
     ) -> Optional[tuple[int, Loc]]:
         if outputs is None:
-            if needed and self.stride_problem is not None and self.stride_problem not in self.facts.unresolved:
-                self.facts.unresolved.append(self.stride_problem)
+            # Not an AA001 at the backbone: the head that needs the stride reports it (AA002), with how to give it.
+            if needed and not self.facts.stride_why:
+                self.facts.stride_why = self.stride_problem.reason if self.stride_problem else "the config has no `model.backbone`"
             return None
         strides, loc = outputs
         index_v = head.get("in_index")
@@ -315,17 +316,15 @@ class _Resolver:
         if not rates or not all(type(d) is int or as_crop(d) for d in rates):
             self.unresolved(f"{kind}.dilations", v if v is not None else head)
             return
-        if stride is None:
-            return
-        if is_decode:
+        if is_decode and stride is not None:
             self.facts.output_stride = stride[0]
         self.facts.aspp = AsppFacts(
             head=kind,
             rates=tuple(tuple(d) if isinstance(d, (list, tuple)) else d for d in rates),
             loc=v.loc if v is not None else head.loc,
             is_default=v is None,
-            stride=stride[0],
-            stride_loc=stride[1],
+            stride=stride[0] if stride else None,
+            stride_loc=stride[1] if stride else None,
             target=Target(keys + ("dilations",), (*chain, v), _python_render, not listed,
                           "the head is one of a list of heads; edit it by hand" if listed else ""),
             to_written=lambda new: (1, *new),
@@ -338,17 +337,15 @@ class _Resolver:
         if scales is None:
             self.unresolved(f"{kind}.pool_scales", v)
             return
-        if stride is None:
-            return
-        if is_decode:
+        if is_decode and stride is not None:
             self.facts.output_stride = stride[0]
         self.facts.ppm = PpmFacts(
             head=kind,
             scales=scales,
             loc=v.loc if v is not None else head.loc,
             is_default=v is None,
-            stride=stride[0],
-            stride_loc=stride[1],
+            stride=stride[0] if stride else None,
+            stride_loc=stride[1] if stride else None,
             target=Target(keys + ("pool_scales",), (*chain, v), _python_render, not listed,
                           "the head is one of a list of heads; edit it by hand" if listed else ""),
         )

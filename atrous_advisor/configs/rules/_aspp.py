@@ -31,7 +31,7 @@ class AsppContext:
 
 def aspp_context(facts: ConfigFacts, settings: Settings) -> Optional[AsppContext]:
     aspp = facts.aspp
-    if aspp is None or facts.crop is None:
+    if aspp is None or facts.crop is None or aspp.stride is None:
         return None
     n = len(aspp.rates)
     try:
