@@ -1,0 +1,58 @@
+"""Layouts are recognised by content: what is no config is skipped and counted, never linted or passed as checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from atrous_advisor.configs.engine import lint_paths
+from atrous_advisor.configs.frameworks import Skipped, recognise
+from atrous_advisor.configs.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "configs"
+LAZY = FIXTURES / "detectron2/configs/common/models/panoptic_fpn.py"
+MODULE = FIXTURES / "detectron2/projects/DeepLab/deeplab/config.py"
+YACS = FIXTURES / "yacs/deeplab-pytorch/configs/voc12.yaml"
+
+
+def test_python_files_are_told_apart_by_content():
+    assert recognise(FIXTURES / "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py").name == "mmseg"
+    assert recognise(FIXTURES / "mmseg1x/_base_/models/deeplabv3_r50-d8.py").name == "mmseg"  # no _base_ key, model = dict
+    lazy, module = recognise(LAZY), recognise(MODULE)
+    assert isinstance(lazy, Skipped) and "LazyConfig" in lazy.what
+    assert isinstance(module, Skipped) and lazy.what != module.what and "ordinary Python module" in module.what
+
+
+def test_an_upper_case_yaml_is_not_taken_for_detectron2():
+    assert recognise(FIXTURES / D2_LEAF).name == "detectron2"
+    assert recognise(YACS) is None  # EXP/DATASET/MODEL.NAME: deeplab-pytorch's keys, not Detectron2's
+
+
+D2_LEAF = "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os8_mg124_poly_90k_bs16.yaml"
+
+
+def test_a_walked_tree_counts_skipped_files_and_lints_only_configs():
+    run = lint_paths([FIXTURES / "detectron2"], Settings())
+    assert {s.path.name for s in run.skipped} == {"panoptic_fpn.py", "config.py"}
+    assert not any(s.named for s in run.skipped)
+    assert all(r.framework == "detectron2" for r in run.results) and not run.errors
+    assert not any(d.code == "AA001" for r in run.results for d in r.diagnostics)  # no false AA001 from .py files
+
+
+def test_a_named_lazyconfig_is_said_in_one_line_and_never_all_checks_passed(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    result = run_cli("lint", str(LAZY.relative_to(FIXTURES)))
+    assert result.exit_code == 0
+    assert result.stderr == f"{LAZY.relative_to(FIXTURES)}: skipped: a Detectron2 LazyConfig (Python); atrous-advisor reads Detectron2's YAML configs\n"
+    assert "All checks passed" not in result.stdout and "1 file skipped as not configs" in result.stdout
+    report = json.loads(run_cli("lint", "--json", str(LAZY.relative_to(FIXTURES))).stdout)
+    assert report["skipped"] == [{"path": str(LAZY.relative_to(FIXTURES)), "what": report["skipped"][0]["what"], "named": True}]
+    assert report["summary"]["passed"] is False
+
+
+def test_a_named_file_in_no_known_layout_exits_2_naming_it(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    result = run_cli("lint", "yacs/deeplab-pytorch/configs/voc12.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: yacs/deeplab-pytorch/configs/voc12.yaml: not a config layout")
+    assert "0 configs" in result.stdout and "could not be linted" in result.stdout
