@@ -56,3 +56,55 @@ def test_a_named_file_in_no_known_layout_exits_2_naming_it(run_cli, monkeypatch)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: yacs/deeplab-pytorch/configs/voc12.yaml: not a config layout")
     assert "0 configs" in result.stdout and "could not be linted" in result.stdout
+
+
+PANOPTIC = FIXTURES / "detectron2/projects/Panoptic-DeepLab/configs/Cityscapes-PanopticSegmentation"
+PANOPTIC_LEAF = PANOPTIC / "panoptic_deeplab_R_52_os16_mg124_poly_90k_bs32_crop_512_1024.yaml"
+D2_BASE = FIXTURES / "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/Base-DeepLabV3-OS16-Semantic.yaml"
+
+
+def test_panoptic_deeplab_checks_both_aspp_heads():
+    (result,) = lint_paths([PANOPTIC_LEAF], Settings()).results
+    facts = result.facts
+    assert (facts.crop, facts.aspp.stride, facts.aspp.head) == ((512, 1024), 16, "PanopticDeepLabSemSegHead")
+    (ins,) = facts.extra_aspp
+    assert (ins.head, ins.stride, ins.rates) == ("PanopticDeepLabInsEmbedHead", 16, (6, 12, 18))
+    aa101 = sorted(d.loc.line for d in result.diagnostics if d.code == "AA101")
+    assert aa101 == [12, 19]  # SEM_SEG_HEAD.ASPP_DILATIONS and INS_EMBED_HEAD.ASPP_DILATIONS in the base
+
+
+def _d2_leaf(tmp_path, body: str) -> Path:
+    leaf = tmp_path / "leaf.yaml"
+    leaf.write_text(f'_BASE_: "{D2_BASE}"\n' + body)
+    return leaf
+
+
+def test_detectron2_backbone_name_decides_whether_the_stride_is_known(tmp_path):
+    leaf = _d2_leaf(tmp_path, 'MODEL:\n  BACKBONE:\n    NAME: "build_hrnet_backbone"\nINPUT:\n  CROP:\n    SIZE: (512, 512)\n')
+    (result,) = lint_paths([leaf], Settings()).results
+    assert result.facts.aspp.stride is None and result.facts.output_stride is None  # no stride 16 guessed
+    (diag,) = [d for d in result.diagnostics if d.code == "AA002"]
+    assert "'build_hrnet_backbone' is not a backbone whose strides atrous-advisor knows" in diag.message
+    assert not any(d.code == "AA101" for d in result.diagnostics)
+
+
+def test_detectron2_in_features_are_ordered_by_stride_and_invalid_dilations_are_reported(tmp_path):
+    reordered = _d2_leaf(tmp_path, 'MODEL:\n  SEM_SEG_HEAD:\n    IN_FEATURES: ["res5", "res2"]\n')
+    (result,) = lint_paths([reordered], Settings()).results
+    assert result.facts.aspp.stride == 16  # res5, although written first
+    invalid = _d2_leaf(tmp_path, "MODEL:\n  RESNETS:\n    RES4_DILATION: 2\n    RES5_DILATION: 2\n")
+    (result,) = lint_paths([invalid], Settings()).results
+    assert result.facts.aspp is None
+    (diag,) = result.diagnostics
+    assert diag.code == "AA001" and diag.loc.line == 5 and "refused by Detectron2" in diag.message
+
+
+def test_the_per_axis_detectron2_fix_is_read_back_by_lint(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    leaf = _d2_leaf(tmp_path, "MODEL:\n  SEM_SEG_HEAD:\n    ASPP_DILATIONS: [6, 12, 18]\n")
+    assert run_cli("lint", "--fix", "--unsafe-fixes", "leaf.yaml").exit_code in (0, 1)
+    assert "ASPP_DILATIONS: [[5, 10], [10, 20], [15, 30]]" in leaf.read_text()
+    report = json.loads(run_cli("lint", "--json", "leaf.yaml").stdout)
+    (config,) = report["configs"]
+    assert config["aspp_rates"] == [[5, 10], [10, 20], [15, 30]] and config["checked"] == "full"
+    assert not any(d["code"] in ("AA001", "AA101") for d in config["diagnostics"])

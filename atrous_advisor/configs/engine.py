@@ -14,6 +14,7 @@ Which files are linted:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -117,7 +118,20 @@ class Linter:
 
     def lint_config(self, path: Path, framework: str, writable: bool) -> ConfigResult:
         facts = self.facts(path, framework)
-        found = [d for code, rule in RULES.items() if self.settings.enabled(code) for d in rule.check(facts, self.settings)]
+        # A second ASPP head is checked as the same config seen with that head: the rules read one head each.
+        views = [facts] + [
+            dataclasses.replace(facts, aspp=head, extra_aspp=[], ppm=None, dilated_convs=[], declared_stride=None,
+                                divisibility=None, unresolved=[], believed=[])
+            for head in facts.extra_aspp
+        ]
+        found, seen = [], set()
+        for view in views:
+            for code, rule in RULES.items():
+                if self.settings.enabled(code):
+                    for d in rule.check(view, self.settings):
+                        if (d.code, d.loc, d.message) not in seen:
+                            seen.add((d.code, d.loc, d.message))
+                            found.append(d)
         kept = [d for d in found if not self.suppressed(d)]
         kept.sort(key=lambda d: (str(d.loc.path), d.loc.line, d.loc.col, d.code))
         return ConfigResult(path, framework, facts, kept, writable, len(found) - len(kept))

@@ -113,6 +113,7 @@ class ConfigFacts:
     believed: list[BelievedCrop] = field(default_factory=list)
     output_stride: Optional[int] = None
     aspp: Optional[AsppFacts] = None
+    extra_aspp: list[AsppFacts] = field(default_factory=list)  # a second ASPP head (Panoptic-DeepLab's instance head)
     ppm: Optional[PpmFacts] = None
     dilated_convs: list[DilatedConv] = field(default_factory=list)
     declared_stride: Optional[DeclaredStride] = None

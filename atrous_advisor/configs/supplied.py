@@ -89,6 +89,10 @@ def supply(facts: ConfigFacts, own: FileValues, settings: Settings) -> None:
     if facts.aspp is not None and facts.aspp.stride is None:
         facts.aspp = dataclasses.replace(facts.aspp, stride=stride, stride_loc=own.loc or facts.aspp.loc)
         used = True
+    for i, head in enumerate(facts.extra_aspp):
+        if head.stride is None:
+            facts.extra_aspp[i] = dataclasses.replace(head, stride=stride, stride_loc=own.loc or head.loc)
+            used = True
     if facts.ppm is not None and facts.ppm.stride is None:
         facts.ppm = dataclasses.replace(facts.ppm, stride=stride, stride_loc=own.loc or facts.ppm.loc)
         used = True

@@ -36,7 +36,7 @@ def gaps(result) -> list[str]:
     """Why a config is only partly checked; empty when every check it has a head for could run."""
     facts = result.facts
     out = [f"unresolved {u.what}" for u in facts.unresolved]
-    heads = [h for h in (facts.aspp, facts.ppm) if h is not None]
+    heads = [h for h in (facts.aspp, facts.ppm, *facts.extra_aspp) if h is not None]
     if heads and facts.crop is None:
         out.append("crop unknown")
     if any(h.stride is None for h in heads):
