@@ -108,3 +108,22 @@ def test_the_per_axis_detectron2_fix_is_read_back_by_lint(run_cli, tmp_path, mon
     (config,) = report["configs"]
     assert config["aspp_rates"] == [[5, 10], [10, 20], [15, 30]] and config["checked"] == "full"
     assert not any(d["code"] in ("AA001", "AA101") for d in config["diagnostics"])
+
+
+def test_apc_and_dm_heads_pool_like_ppm_and_are_checked_under_its_rules(run_cli, tmp_path, monkeypatch):
+    apc = lint_paths([FIXTURES / "mmseg1x/apcnet/apcnet_r50-d8_4xb4-80k_ade20k-512x512.py"], Settings()).results[0]
+    dm = lint_paths([FIXTURES / "mmseg1x/dmnet/dmnet_r50-d8_4xb4-80k_ade20k-512x512.py"], Settings()).results[0]
+    assert (apc.facts.ppm.head, apc.facts.ppm.key, apc.facts.ppm.scales, apc.facts.ppm.stride) == (
+        "APCHead", "pool_scales", (1, 2, 3, 6), 8)
+    assert (dm.facts.ppm.head, dm.facts.ppm.key, dm.facts.ppm.scales) == ("DMHead", "filter_sizes", (1, 3, 5, 7))
+    # 512 at stride 8: F = 64; a 5×5 filter pools 12.8-feature (102 px) cells, a 7×7 one 73 px cells
+    (aa201,) = dm.diagnostics
+    assert aa201.code == "AA201" and "scale 5: 102 px, scale 7: 73 px" in aa201.message
+    assert "use filter_sizes=(1, 3, 4)" in aa201.message and aa201.fix.target.keys[-1] == "filter_sizes"
+    # the fix writes `filter_sizes` (not pool_scales) into the leaf, and the fixed leaf passes
+    leaf = tmp_path / "dmnet_ade20k-512x512.py"
+    leaf.write_text((FIXTURES / "mmseg1x/dmnet/dmnet_r50-d8_4xb4-80k_ade20k-512x512.py").read_text().replace(
+        "'../_base_/", f"'{(FIXTURES / 'mmseg1x/_base_').resolve()}/"))
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("lint", "--fix", leaf.name)
+    assert "filter_sizes=(1, 3, 4)" in leaf.read_text() and "All checks passed" in result.stdout

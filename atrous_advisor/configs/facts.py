@@ -62,6 +62,9 @@ class PpmFacts:
     stride: Optional[int]  # None: unknown, as for AsppFacts
     stride_loc: Optional[Loc]
     target: Optional[Target]  # None when the framework has no setting for the scales (smp PSPNet)
+    # What the head calls its scales: PSPHead/UPerHead/APCHead `pool_scales`, DMHead `filter_sizes` (each pools
+    # the feature map adaptively to s×s, so the cells are F/s either way).
+    key: str = "pool_scales"
 
 
 @dataclass(frozen=True)

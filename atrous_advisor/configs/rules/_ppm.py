@@ -15,7 +15,7 @@ def ppm_analysis(facts: ConfigFacts, settings: Settings) -> Optional[tuple[PPMAn
         return None
     analysis = analyse_ppm(facts.crop, facts.ppm.stride, facts.ppm.scales, settings.min_cell)
     suggested = tuple(analysis.suggested_scales)
-    fix = fix_for_target(f"Set pool_scales to {suggested}", facts.ppm.target, suggested, "safe")
+    fix = fix_for_target(f"Set {facts.ppm.key} to {suggested}", facts.ppm.target, suggested, "safe")
     return analysis, fix
 
 
