@@ -41,7 +41,8 @@ def _mmengine_geometry(cfg: dict):
     crops = [step["crop_size"] for ds in _train_datasets(cfg) for step in ds["pipeline"] if step["type"] == "RandomCrop"]
     head = cfg["model"]["decode_head"]
     dilations = head.get("dilations")
-    return tuple(crops[0]), (tuple(d for d in dilations if d != 1) if dilations else None), head.get("pool_scales")
+    scales = head.get("pool_scales", head.get("filter_sizes"))  # DMHead calls its pooling scales filter_sizes
+    return tuple(crops[0]), (tuple(d for d in dilations if d != 1) if dilations else None), scales
 
 
 @pytest.mark.parametrize("leaf", LEAVES, ids=lambda p: p.name)
