@@ -127,3 +127,50 @@ def test_apc_and_dm_heads_pool_like_ppm_and_are_checked_under_its_rules(run_cli,
     monkeypatch.chdir(tmp_path)
     result = run_cli("lint", "--fix", leaf.name)
     assert "filter_sizes=(1, 3, 4)" in leaf.read_text() and "All checks passed" in result.stdout
+
+
+PADDLE = FIXTURES / "paddleseg/configs"
+
+
+def test_paddleseg_crop_is_read_w_h_and_the_stride_from_output_stride():
+    leaf = PADDLE / "deeplabv3p/deeplabv3p_resnet50_os8_cityscapes_1024x512_80k.yml"
+    run = lint_paths([leaf], Settings())
+    assert len(run.results) == 3  # and the two configs that inherit it
+    (os8,) = [r for r in run.results if r.path == leaf]
+    facts = os8.facts
+    assert os8.framework == "paddleseg"
+    assert (facts.crop, facts.crop_source, facts.crop_loc.path.name) == ((512, 1024), "RandomPaddingCrop.crop_size", "cityscapes.yml")
+    assert (facts.aspp.rates, facts.aspp.stride, facts.aspp.to_written([5, 10, 15])) == ((12, 24, 36), 8, [1, 5, 10, 15])
+    # ResNet_vd at stride 8: stage 3 dilated by 2, stage 4 by 4 × multi_grid (1, 2, 4)
+    assert sorted(c.rate for c in facts.dilated_convs) == [2, 4, 8, 16]
+    (os16,) = lint_paths([PADDLE / "deeplabv3p/deeplabv3p_resnet50_os16_cityscapes_1024x512_80k.yml"], Settings()).results
+    assert (os16.facts.aspp.stride, os16.facts.aspp.rates) == (16, (6, 12, 18))
+
+
+def test_paddleseg_inherited_false_replaces_the_base_mapping():
+    (leaf,) = lint_paths([PADDLE / "deeplabv3p/deeplabv3p_resnet50_os16_cityscapes_512x512_80k.yml"], Settings()).results
+    assert leaf.facts.crop == (512, 512) and leaf.facts.crop_loc.path.name.endswith("512x512_80k.yml")
+    assert leaf.diagnostics == []  # (5, 10, 15) at 512, stride 16: r* = 5
+
+
+def test_paddleseg_code_defaults_apply_and_the_fix_writes_under_model(run_cli, tmp_path, monkeypatch):
+    (psp,) = lint_paths([PADDLE / "pspnet/pspnet_resnet50_os8_cityscapes_1024x512_80k.yml"], Settings()).results
+    # bin_sizes and backbone_indices are not written: PSPNet's defaults (1, 2, 3, 6) and (2, 3) apply
+    assert (psp.facts.ppm.scales, psp.facts.ppm.is_default, psp.facts.ppm.stride, psp.facts.ppm.key) == (
+        (1, 2, 3, 6), True, 8, "bin_sizes")
+    (aa201,) = psp.diagnostics
+    assert aa201.code == "AA201" and "use bin_sizes=(1, 2, 3, 4)" in aa201.message
+    base = (PADDLE / "_base_").resolve()
+    leaf = tmp_path / "psp.yml"
+    leaf.write_text((PADDLE / "pspnet/pspnet_resnet50_os8_cityscapes_1024x512_80k.yml").read_text().replace(
+        "'../_base_/", f"'{base}/"))
+    monkeypatch.chdir(tmp_path)
+    run_cli("lint", "--fix", "psp.yml")
+    assert "  bin_sizes: [1, 2, 3, 4]\n" in leaf.read_text()
+    assert run_cli("lint", "psp.yml").stdout == "All checks passed (1 config).\n"
+
+
+def test_a_changed_paddleseg_base_lints_what_inherits_it(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    report = json.loads(run_cli("lint", "--json", "paddleseg/configs/_base_/cityscapes.yml").stdout)
+    assert len(report["configs"]) == 4 and {c["framework"] for c in report["configs"]} == {"paddleseg"}

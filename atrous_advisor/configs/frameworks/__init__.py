@@ -69,9 +69,9 @@ class Framework:
 
 def registry() -> list[type[Framework]]:
     """In recognition order: the first layout that claims a file reads it."""
-    from atrous_advisor.configs.frameworks import detectron2, mmseg, mmseg_new, smp
+    from atrous_advisor.configs.frameworks import detectron2, mmseg, mmseg_new, paddleseg, smp
 
-    return [mmseg_new.MMSegNew, mmseg.MMSeg, detectron2.Detectron2, smp.Smp]
+    return [mmseg_new.MMSegNew, mmseg.MMSeg, detectron2.Detectron2, paddleseg.PaddleSeg, smp.Smp]
 
 
 def by_name(name: str) -> type[Framework]:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Optional
 
+from atrous_advisor.configs.facts import Target
+from atrous_advisor.configs.values import DictShape
+
 import yaml
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -40,3 +43,29 @@ def top_mapping(text: str) -> Optional[dict]:
 
 def keys_of(value: Any) -> set:
     return set(value) if isinstance(value, dict) else set()
+
+
+class YamlEdits:
+    """How a fix adds a key to a YAML config: under the deepest mapping the leaf writes, or at the end."""
+
+    @classmethod
+    def insert_edits(cls, shape: DictShape, rest, rendered, lines):
+        from atrous_advisor.configs.fixes import Edit, yaml_block
+
+        if shape.style == "flow":  # `{A: 1}`: add `, KEY: value` before the closing brace
+            entry = rendered
+            for key in reversed(rest[1:]):
+                entry = f"{{{key}: {entry}}}"
+            entry = f"{rest[0]}: {entry}"
+            if shape.last_entry_end is None:
+                return [Edit(shape.close, shape.close, entry)]
+            return [Edit(shape.last_entry_end, shape.last_entry_end, ", " + entry)]
+        line = shape.last_entry_end[0]
+        end = (line, len(lines[line - 1].rstrip("\r\n")))
+        return [Edit(end, end, "\n" + yaml_block(rest, rendered, shape.entry_indent or 0))]
+
+    @classmethod
+    def append_edits(cls, target: Target, rendered: str, lines: list[str]):
+        from atrous_advisor.configs.fixes import append_at_end, yaml_block
+
+        return append_at_end(lines, yaml_block(target.keys, rendered, 0))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from atrous_advisor.configs.detectron2 import Detectron2Loader
-from atrous_advisor.configs.facts import ConfigFacts, Target
+from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.frameworks import Framework, Skipped
-from atrous_advisor.configs.frameworks._yaml import Unreadable, keys_of, top_mapping
+from atrous_advisor.configs.frameworks._yaml import Unreadable, YamlEdits, keys_of, top_mapping
 from atrous_advisor.configs.resolve_detectron2 import resolve_detectron2
-from atrous_advisor.configs.values import DictShape, Loc, canonical
+from atrous_advisor.configs.values import Loc, canonical
 
 # Keys of detectron2/config/defaults.py (and its projects) that other yacs projects do not use.
 MODEL_KEYS = {
@@ -38,7 +38,7 @@ def is_detectron2(top: dict) -> bool:
     }
 
 
-class Detectron2(Framework):
+class Detectron2(YamlEdits, Framework):
     name = "detectron2"
     label = "Detectron2"
     suffixes = (".yaml", ".yml")
@@ -64,25 +64,3 @@ class Detectron2(Framework):
 
     def facts(self, path: Path) -> ConfigFacts:
         return resolve_detectron2(path, self.loader.load(path), Loc(canonical(path), 1, 0, 1, 0))
-
-    @classmethod
-    def insert_edits(cls, shape: DictShape, rest, rendered, lines):
-        from atrous_advisor.configs.fixes import Edit, yaml_block
-
-        if shape.style == "flow":  # `{A: 1}`: add `, KEY: value` before the closing brace
-            entry = rendered
-            for key in reversed(rest[1:]):
-                entry = f"{{{key}: {entry}}}"
-            entry = f"{rest[0]}: {entry}"
-            if shape.last_entry_end is None:
-                return [Edit(shape.close, shape.close, entry)]
-            return [Edit(shape.last_entry_end, shape.last_entry_end, ", " + entry)]
-        line = shape.last_entry_end[0]
-        end = (line, len(lines[line - 1].rstrip("\r\n")))
-        return [Edit(end, end, "\n" + yaml_block(rest, rendered, shape.entry_indent or 0))]
-
-    @classmethod
-    def append_edits(cls, target: Target, rendered: str, lines: list[str]):
-        from atrous_advisor.configs.fixes import append_at_end, yaml_block
-
-        return append_at_end(lines, yaml_block(target.keys, rendered, 0))
