@@ -46,7 +46,7 @@ def test_a_named_lazyconfig_is_said_in_one_line_and_never_all_checks_passed(run_
     assert result.stderr == f"{LAZY.relative_to(FIXTURES)}: skipped: a Detectron2 LazyConfig (Python); atrous-advisor reads Detectron2's YAML configs\n"
     assert "All checks passed" not in result.stdout and "1 file skipped as not configs" in result.stdout
     report = json.loads(run_cli("lint", "--json", str(LAZY.relative_to(FIXTURES))).stdout)
-    assert report["skipped"] == [{"path": str(LAZY.relative_to(FIXTURES)), "what": report["skipped"][0]["what"], "named": True}]
+    assert report["skipped"] == [{"path": str(LAZY.relative_to(FIXTURES)), "what": report["skipped"][0]["what"], "named": True, "special": False}]
     assert report["summary"]["passed"] is False
 
 

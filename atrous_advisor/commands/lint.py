@@ -146,8 +146,6 @@ def register(app: typer.Typer) -> None:
 
             run.errors.extend(crosscheck(run.results))
 
-        for skipped, kind in run.skipped:
-            sys.stderr.write(f"{display_path(skipped)}: note: skipped: {kind}, not a config file\n")
         if diff:
             return _print_diff(run, settings, unsafe_fixes)
         written = _write_fixes(run, settings, unsafe_fixes, fix_inherited) if fix else []
@@ -165,14 +163,9 @@ def register(app: typer.Typer) -> None:
         elif fmt == "github":
             render_github(report)
         else:
-<<<<<<< HEAD
             render_text(report)
-        return exit_code(report)
-=======
-            render_text(run)
         if written:
             from atrous_advisor.configs.writing import exit_code_after
 
-            return exit_code_after(written, exit_code(run))
-        return exit_code(run)
->>>>>>> main
+            return exit_code_after(written, exit_code(report))
+        return exit_code(report)

@@ -22,17 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-<<<<<<< HEAD
-from atrous_advisor.configs.facts import ConfigFacts
+from atrous_advisor.configs.facts import ConfigFacts, drop_out_of_range
 from atrous_advisor.configs.frameworks import Framework, Skipped, recognise, registry
-=======
-from atrous_advisor.configs.detectron2 import Detectron2Loader, looks_like_detectron2
-from atrous_advisor.configs.facts import ConfigFacts, Framework, drop_out_of_range
-from atrous_advisor.configs.mmseg import MMSegLoader
-from atrous_advisor.configs.resolve_detectron2 import resolve_detectron2
-from atrous_advisor.configs.resolve_mmseg import resolve_mmseg
-from atrous_advisor.configs.resolve_smp import resolve_smp
->>>>>>> main
 from atrous_advisor.configs.rules import RULES, Diagnostic
 from atrous_advisor.configs.settings import Settings
 from atrous_advisor.configs.supplied import file_values, supply
@@ -67,17 +58,14 @@ class SkippedFile:
     path: Path
     what: str
     named: bool  # given on the command line (said on stderr), rather than met while walking a folder
+    special: bool = False  # a FIFO, socket or device: never opened, and always said on stderr
 
 
 @dataclass
 class LintRun:
     results: list[ConfigResult] = field(default_factory=list)
     errors: list[LintError] = field(default_factory=list)
-<<<<<<< HEAD
     skipped: list[SkippedFile] = field(default_factory=list)
-=======
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # special files met while walking: (path, what)
->>>>>>> main
 
     @property
     def diagnostic_count(self) -> int:
@@ -143,23 +131,10 @@ class Linter:
         return recognise(path, self.overrides.get(canonical(path)))
 
     # --- one config ------------------------------------------------------------------------------------
-<<<<<<< HEAD
     def facts(self, path: Path, framework: str) -> ConfigFacts:
         facts = self.layouts[framework].facts(path)
-        supply(facts, file_values(canonical(path), self.lines(path)), self.settings)
-=======
-    def facts(self, path: Path, framework: Framework) -> ConfigFacts:
-        anchor = Loc(canonical(path), 1, 0, 1, 0)
-        if framework == "mmseg":
-            facts = resolve_mmseg(path, self.mmseg.load(path), anchor)
-        elif framework == "detectron2":
-            facts = resolve_detectron2(path, self.detectron2.load(path), anchor)
-        else:
-            facts = resolve_smp(path, parse_smp(path, self.overrides.get(canonical(path))), anchor)
         drop_out_of_range(facts)
-        if facts.crop is None and self.settings.crop is not None:
-            facts.crop, facts.crop_source = self.settings.crop, "settings"
->>>>>>> main
+        supply(facts, file_values(canonical(path), self.lines(path)), self.settings)
         return facts
 
     def lint_config(self, path: Path, framework: str, writable: bool) -> ConfigResult:
@@ -208,19 +183,20 @@ class Linter:
     def bases_of(self, path: Path, framework: str) -> list[Path]:
         return self.layouts[framework].bases(path)
 
-<<<<<<< HEAD
-    def ancestors(self, path: Path, framework: str, seen: Optional[set] = None) -> set[Path]:
-        seen = set() if seen is None else seen
-        for base in self.bases_of(path, framework):
-            if base not in seen:
-                seen.add(base)
-                if base.is_file():
-                    self.ancestors(base, framework, seen)
+    def ancestors(self, path: Path, framework: str) -> set[Path]:
+        """Every file ``path`` inherits from, transitively (a list, not recursion: chains may be deep)."""
+        seen: set[Path] = set()
+        todo = [path]
+        while todo:
+            for base in self.bases_of(todo.pop(), framework):
+                if base not in seen:
+                    seen.add(base)
+                    if base.is_file():
+                        todo.append(base)
         return seen
-=======
-    def inherits(self, path: Path, framework: Framework, changed: set[Path], memo: dict[Path, bool]) -> bool:
+
+    def inherits(self, path: Path, framework: str, changed: set[Path], memo: dict[Path, bool]) -> bool:
         """Whether ``path`` inherits (transitively) from one of ``changed``.
->>>>>>> main
 
         A list, not recursion, since chains may be thousands of files deep; ``memo`` remembers the answer for
         every file on the way, so a folder of such chains is read in linear time.
@@ -314,6 +290,7 @@ def lint_paths(
     # tree above its `_base_` folder; an ordinary config is inherited by its siblings (r101 from r50).
     search_roots: list[tuple[Path, bool]] = [(Path(r), True) for r in roots]
     skipped: dict[Path, SkippedFile] = {}
+    special: list[tuple[Path, str]] = []  # FIFOs, sockets and devices met while walking
 
     def add(path: Path, writable: bool, is_named: bool = False) -> bool:
         """Queue a config; a file that is no config is counted as skipped. False when it is not a config."""
@@ -331,7 +308,7 @@ def lint_paths(
     for path in paths:
         if path.is_dir():
             search_roots.append((path, True))
-            configs = [add(found, True) for found in walk(path, skipped=run.skipped)]
+            configs = [add(found, True) for found in walk(path, skipped=special)]
             if not any(configs):  # a wrong folder in CI must not pass as "all checks passed"
                 run.errors.append(LintError(path, f"{path}: no configs found in this folder"))
         elif path.is_file():
@@ -361,12 +338,14 @@ def lint_paths(
         flat = {canonical(r) for r, rec in search_roots if not rec} - set(pruned)
         flat = {r for r in flat if not any(r.is_relative_to(o) for o in pruned)}
         dependents, errors = linter.dependents(
-            named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)], skipped=run.skipped
+            named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)], skipped=special
         )
         run.errors.extend(errors)
         for path in dependents:
             if not is_base_file(path):
                 add(path, False)
+    for path, kind in special:
+        skipped.setdefault(canonical(path), SkippedFile(path, f"{kind}, not a config file; not opened", False, True))
     run.skipped = list(skipped.values())
     for key, (path, framework, writable) in targets.items():
         try:

@@ -181,18 +181,23 @@ def drop_out_of_range(facts: ConfigFacts) -> None:
     facts.believed = [b for b in facts.believed if problem(b.crop, CROP) is None]
     if facts.output_stride is not None and problem((facts.output_stride,), STRIDE):
         facts.output_stride = None  # the head that set it says why below
-    if facts.aspp is not None:
-        if why := problem(facts.aspp.rates, RATE):
-            refuse(f"{facts.aspp.head} rates", facts.aspp.loc, why)
-            facts.aspp = None
-        elif why := problem((facts.aspp.stride,), STRIDE):
-            refuse("output stride", facts.aspp.stride_loc, why)
-            facts.aspp = None
+    def aspp_ok(aspp: AsppFacts) -> bool:
+        if why := problem(aspp.rates, RATE):
+            refuse(f"{aspp.head} rates", aspp.loc, why)
+            return False
+        if aspp.stride is not None and (why := problem((aspp.stride,), STRIDE)):  # None: unknown, AA002 asks for it
+            refuse("output stride", aspp.stride_loc, why)
+            return False
+        return True
+
+    if facts.aspp is not None and not aspp_ok(facts.aspp):
+        facts.aspp = None
+    facts.extra_aspp = [head for head in facts.extra_aspp if aspp_ok(head)]
     if facts.ppm is not None:
         if why := problem(facts.ppm.scales, SCALE):
             refuse(f"{facts.ppm.head} pool scales", facts.ppm.loc, why)
             facts.ppm = None
-        elif why := problem((facts.ppm.stride,), STRIDE):
+        elif facts.ppm.stride is not None and (why := problem((facts.ppm.stride,), STRIDE)):
             refuse("output stride", facts.ppm.stride_loc, why)
             facts.ppm = None
     kept = []

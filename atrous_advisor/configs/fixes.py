@@ -14,13 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-<<<<<<< HEAD
-from atrous_advisor.configs.facts import Target
-=======
 import yaml
 
-from atrous_advisor.configs.facts import Framework, Target
->>>>>>> main
+from atrous_advisor.configs.facts import Target
 from atrous_advisor.configs.values import DictShape, V, canonical, split_lines
 
 
@@ -88,10 +84,7 @@ def yaml_block(keys: tuple[str, ...], value_text: str, indent: int) -> str:
     return "\n".join(out)
 
 
-<<<<<<< HEAD
-def edits_for(framework: str, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
-=======
-def _yaml_block_sequence(rendered: str, indent: int) -> str:
+def yaml_block_sequence(rendered: str, indent: int) -> str:
     """``[2, 4, 6]`` as the block sequence it replaces (``- 2`` lines at the first item's column): a flow
     sequence in its place could sit at its key's own indentation (an indentless sequence) and not parse."""
     items = yaml.safe_load(rendered)
@@ -100,7 +93,7 @@ def _yaml_block_sequence(rendered: str, indent: int) -> str:
     return ("\n" + " " * indent).join(f"- {json.dumps(item)}" for item in items)
 
 
-def _yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
+def yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
     """Add entries after the last entry of a block mapping, at the position the YAML parser gave for its end.
 
     A block scalar (``|``, ``>``) ends with its line break: its end mark is the start of the next line, and
@@ -114,8 +107,7 @@ def _yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
     return Edit(end, end, "\n" + block)
 
 
-def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
->>>>>>> main
+def edits_for(framework: str, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
     """The edits that make the leaf config resolve ``target`` to ``value``; raises Unfixable."""
     edits = _edits_for(framework, target, value, leaf, text)
     if "\r\n" in text:  # new lines in a CRLF file end as its other lines do
@@ -140,48 +132,23 @@ def _edits_for(framework: str, target: Target, value: Any, leaf: Path, text: str
     lines = split_lines(text, keepends=True)
     rendered = target.render(value)
     current = target.chain[-1]
-<<<<<<< HEAD
-    if current is not None and canonical(current.site.path) == leaf:  # the leaf writes it: replace its text
-=======
     if current is not None and current.shared and current.shared != "<<" and canonical(current.site.path) == leaf:
         raise Unfixable(f"the value is shared through the YAML anchor {current.shared}; edit it by hand")
     # (a key merged in with `<<` is overridden below: the key is added to the mapping that merges it)
     if current is not None and not current.shared and canonical(current.site.path) == leaf:
->>>>>>> main
         site = current.site
-        if framework == "detectron2" and lines[site.line - 1][site.col : site.col + 1] == "-":
-            rendered = _yaml_block_sequence(rendered, site.col)
-        return [Edit((site.line, site.col), (site.end_line, site.end_col), rendered)]
+        return [Edit((site.line, site.col), (site.end_line, site.end_col), layout.replacement(site, rendered, lines))]
     # The deepest container that the leaf itself writes: add the missing keys to it.
     for depth in range(len(target.chain) - 2, -1, -1):
         container: Optional[V] = target.chain[depth]
         if container is None or canonical(container.site.path) != leaf:
             continue
-<<<<<<< HEAD
-        if container.shape is None:
-            dotted = ".".join(target.keys[: depth + 1])
-            raise Unfixable(f"`{dotted}` is set through an expression in this file; edit it by hand")
-        return layout.insert_edits(container.shape, target.keys[depth + 1 :], rendered, lines)
-=======
-        rest = target.keys[depth + 1 :]
-        shape = container.shape
         dotted = ".".join(target.keys[: depth + 1])
         if container.shared:
             how = "merged in with <<" if container.shared == "<<" else f"shared through the YAML anchor {container.shared}"
             raise Unfixable(f"`{dotted}` is {how}; edit it by hand")
-        if shape is None:
+        if container.shape is None:
             raise Unfixable(f"`{dotted}` is set through an expression in this file; edit it by hand")
-        if framework == "detectron2" and shape.style == "flow":
-            entry = rendered
-            for key in reversed(rest[1:]):
-                entry = f"{{{key}: {entry}}}"
-            entry = f"{rest[0]}: {entry}"
-            if shape.last_entry_end is None:
-                return [Edit(shape.close, shape.close, entry)]
-            return [Edit(shape.last_entry_end, shape.last_entry_end, ", " + entry)]
-        if framework == "detectron2":
-            return [_yaml_append(shape, lines, _yaml_block(rest, rendered, shape.entry_indent or 0))]
-        return _python_insert(shape, lines, _python_entry(rest, rendered, shape.style))
->>>>>>> main
+        return layout.insert_edits(container.shape, target.keys[depth + 1 :], rendered, lines)
     # The leaf writes none of the path: add an override at the end of the file.
     return layout.append_edits(target, rendered, lines)

@@ -77,7 +77,7 @@ def build_report(run, fixable: Callable[[object, object], bool]) -> LintReport:
             diagnostics=diagnostics,
         ))
     errors = [LintFileError(path=display_path(e.path), message=relative_message(e.message)) for e in run.errors]
-    skipped = [LintSkipped(path=display_path(s.path), what=s.what, named=s.named) for s in run.skipped]
+    skipped = [LintSkipped(path=display_path(s.path), what=s.what, named=s.named, special=s.special) for s in run.skipped]
     partly = sum(c.checked == "partial" for c in configs)
     not_linted = len({canonical(e.path) for e in run.errors})  # one file may have several errors
     summary = LintSummary(
@@ -134,8 +134,8 @@ def render_text(report: LintReport, out: TextIO = None, err: TextIO = None) -> N
     for message, d in _unique(report):
         out.write(f"{d.path}:{d.line}:{d.col}: {d.code}{' [*]' if d.fixable else ''} {message}\n")
     for s in report.skipped:
-        if s.named:
-            err.write(f"{s.path}: skipped: {s.what}\n")
+        if s.named or s.special:
+            err.write(f"{s.path}: {'note: ' if s.special else ''}skipped: {s.what}\n")
     for e in report.errors:
         err.write(f"error: {e.message}\n" if e.message.startswith(e.path) else f"{e.path}: error: {e.message}\n")
     out.write(summary_line(report.summary) + "\n")
@@ -154,7 +154,7 @@ def render_github(report: LintReport, out: TextIO = None) -> None:
             f"title={d.code}::{_gh_escape(f'{d.code} {message}')}\n"
         )
     for s in report.skipped:
-        if s.named:
+        if s.named or s.special:
             out.write(f"::notice file={_gh_escape(s.path, True)},title=not linted::{_gh_escape(s.what)}\n")
     for e in report.errors:
         out.write(f"::error file={_gh_escape(e.path, True)},title=lint error::{_gh_escape(e.message)}\n")

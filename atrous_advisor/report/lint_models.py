@@ -45,6 +45,7 @@ class LintSkipped(_Model):
     path: str
     what: str  # "an ordinary Python module", "a Detectron2 LazyConfig (Python); …"
     named: bool  # given on the command line rather than met in a folder
+    special: bool  # a FIFO, socket or device met in a folder: never opened
 
 
 class LintSummary(_Model):

@@ -53,6 +53,11 @@ class Framework:
         raise NotImplementedError
 
     @classmethod
+    def replacement(cls, site, rendered: str, lines: list[str]) -> str:
+        """The text that replaces a value the leaf writes at ``site`` (Loc) with the value ``rendered``."""
+        return rendered
+
+    @classmethod
     def insert_edits(cls, shape: DictShape, rest: tuple[str, ...], rendered: str, lines: list[str]):
         """Edits adding ``rest`` (keys below a container the leaf writes) with the value ``rendered``."""
         from atrous_advisor.configs.fixes import Unfixable

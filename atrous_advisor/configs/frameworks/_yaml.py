@@ -46,11 +46,20 @@ def keys_of(value: Any) -> set:
 
 
 class YamlEdits:
-    """How a fix adds a key to a YAML config: under the deepest mapping the leaf writes, or at the end."""
+    """How a fix edits a YAML config: a block sequence replaced as one, keys added where the parser's marks
+    say the deepest mapping the leaf writes ends, or at the end of the file."""
+
+    @classmethod
+    def replacement(cls, site, rendered: str, lines: list[str]) -> str:
+        from atrous_advisor.configs.fixes import yaml_block_sequence
+
+        if lines[site.line - 1][site.col : site.col + 1] == "-":  # `- 6` lines: a flow list there may not parse
+            return yaml_block_sequence(rendered, site.col)
+        return rendered
 
     @classmethod
     def insert_edits(cls, shape: DictShape, rest, rendered, lines):
-        from atrous_advisor.configs.fixes import Edit, yaml_block
+        from atrous_advisor.configs.fixes import Edit, yaml_append, yaml_block
 
         if shape.style == "flow":  # `{A: 1}`: add `, KEY: value` before the closing brace
             entry = rendered
@@ -60,9 +69,7 @@ class YamlEdits:
             if shape.last_entry_end is None:
                 return [Edit(shape.close, shape.close, entry)]
             return [Edit(shape.last_entry_end, shape.last_entry_end, ", " + entry)]
-        line = shape.last_entry_end[0]
-        end = (line, len(lines[line - 1].rstrip("\r\n")))
-        return [Edit(end, end, "\n" + yaml_block(rest, rendered, shape.entry_indent or 0))]
+        return [yaml_append(shape, lines, yaml_block(rest, rendered, shape.entry_indent or 0))]
 
     @classmethod
     def append_edits(cls, target: Target, rendered: str, lines: list[str]):
