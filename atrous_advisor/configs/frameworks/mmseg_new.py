@@ -17,7 +17,7 @@ class MMSegNew(Framework):
     suffixes = (".py",)
 
     @classmethod
-    def recognise(cls, path: Path, text: str):
+    def recognise(cls, path: Path, text: str, settings=None):
         return bool(_READ_BASE.search(text))
 
     def facts(self, path: Path) -> ConfigFacts:
