@@ -219,3 +219,45 @@ def test_a_user_key_mapping_reads_and_fixes_any_yacs_layout(run_cli, tmp_path, m
     (tmp_path / "pyproject.toml").write_text('[tool.atrous-advisor.keys]\ncrop = "INPUT.TRAIN_CROP"\n')
     bad = run_cli("lint", "train.yaml")
     assert bad.exit_code == 2 and "names no `rates` or `scales` key" in bad.stderr
+
+
+NEW = FIXTURES / "mmseg_new/configs"
+NEW_512 = NEW / "deeplabv3plus/deeplabv3plus_r50_d8_4xb2_40k_cityscapes_512x1024.py"
+NEW_769 = NEW / "deeplabv3plus/deeplabv3plus_r50_d8_4xb2_40k_cityscapes_769x769.py"
+
+
+def test_new_style_configs_are_read_through_read_base_and_class_types():
+    run = lint_paths([NEW_512], Settings())
+    by_name = {r.path.name: r for r in run.results}
+    assert set(by_name) == {NEW_512.name, NEW_769.name}  # the 769 config imports the 512 one: linted too
+    f512, f769 = by_name[NEW_512.name].facts, by_name[NEW_769.name].facts
+    assert by_name[NEW_512.name].framework == "mmseg_new"
+    # type=DepthwiseSeparableASPPHead (an imported class) is the head; the crop comes from the base's pipeline
+    assert (f512.aspp.head, f512.crop, f512.aspp.stride, f512.aspp.rates) == (
+        "DepthwiseSeparableASPPHead", (512, 1024), 8, (12, 24, 36))
+    assert f512.aspp.loc.path.name == "deeplabv3plus_r50_d8.py"
+    # model.update(decode_head=dict(dilations=...)) merges; train_dataloader.update(...) replaces the pipeline
+    assert (f769.crop, f769.aspp.rates) == ((769, 769), (15, 30, 45)) and by_name[NEW_769.name].diagnostics == []
+
+
+def test_a_new_style_fix_updates_the_model_instead_of_rebinding_it(run_cli, tmp_path, monkeypatch):
+    leaf = tmp_path / "configs/deeplabv3plus/leaf_512x512.py"
+    leaf.parent.mkdir(parents=True)
+    base = tmp_path / "configs/_base_"
+    import shutil
+
+    shutil.copytree(NEW / "_base_", base)
+    leaf.write_text(NEW_512.read_text().replace("(512, 1024)", "(512, 512)") + "train_dataloader.update(dataset=dict(pipeline=[dict(type=RandomCrop, crop_size=(512, 512))]))\n")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("lint", "--fix", "configs/deeplabv3plus/leaf_512x512.py")
+    text = leaf.read_text()
+    assert text.endswith("model.update(decode_head=dict(dilations=(1, 10, 20, 30)))\n"), text
+    assert "All checks passed" in result.stdout
+
+
+def test_an_unknown_read_base_import_is_an_error_naming_the_line(tmp_path):
+    leaf = tmp_path / "leaf.py"
+    leaf.write_text("from mmengine.config import read_base\n\nwith read_base():\n    from .missing import *\n")
+    run = lint_paths([leaf], Settings())
+    (error,) = run.errors
+    assert "leaf.py:4: read_base() imports 'missing.py', not found" in error.message
