@@ -49,7 +49,7 @@ def crosscheck(results: list[ConfigResult]) -> list[LintError]:
         raise InputError("--engine mmengine: mmengine is not installed (pip install mmengine-lite)") from None
     errors = []
     for result in results:
-        if result.framework != "mmseg" or result.facts is None:
+        if result.framework not in ("mmseg", "mmseg_new") or result.facts is None:
             continue
         try:
             cfg = Config.fromfile(str(result.path)).to_dict()
