@@ -176,6 +176,18 @@ class Linter:
             return self.detectron2.parsed(path).bases
         return []
 
+    def ancestors(self, path: Path, framework: Framework) -> set[Path]:
+        """Every file ``path`` inherits from, transitively (a list, not recursion: chains may be deep)."""
+        seen: set[Path] = set()
+        todo = [path]
+        while todo:
+            for base in self.bases_of(todo.pop(), framework):
+                if base not in seen and base != path:
+                    seen.add(base)
+                    if base.is_file():
+                        todo.append(base)
+        return seen
+
     def inherits(self, path: Path, framework: Framework, changed: set[Path], memo: dict[Path, bool]) -> bool:
         """Whether ``path`` inherits (transitively) from one of ``changed``.
 
