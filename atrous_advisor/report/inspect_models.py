@@ -39,7 +39,7 @@ class AsppHead(Result):
     stride: IntPair
     image_pool: bool
     head_field: MaybeNumPair  # analytic field at the head's merge, backbone included
-    fov: IntPair  # 2·d_max·s + 32 (DESIGN §2)
+    fov: IntPair  # 2·d_max·s + 32 (docs/formulas.md §3)
     fov_ratio: tuple[float, float]  # FOV / crop
     kernel_extent: list[IntPair]
     coverage: list[tuple[float, float]]
