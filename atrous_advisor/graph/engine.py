@@ -17,6 +17,10 @@ from atrous_advisor.graph.handlers import OP_HANDLERS, HandlerError, NodeField, 
 
 Field = Union[NodeField, Unknown, None]
 
+# output names that are the prediction, in order: torchvision, HF dense heads, HF query-based heads
+# (MaskFormer/Mask2Former/OneFormer: the per-query masks are the spatial output, the class logits are not)
+PRIMARY_KEYS = ("out", "logits", "masks_queries_logits", "pred_masks", "predicted_depth")
+
 
 @dataclass
 class Propagation:
@@ -28,18 +32,30 @@ class Propagation:
     reasons: dict[str, str] = field(default_factory=dict)  # op kind -> why (the first time)
     notes: list[str] = field(default_factory=list)
 
-    def output_ref(self) -> Optional[Ref]:
-        """The model's primary output: ``out`` of a dict, ``logits`` of an HF output, else the first tensor."""
+    def _outputs(self) -> list[tuple[Optional[str], Ref]]:
+        """(name, ref) of every tensor output; names are dict/ModelOutput keys where there are some."""
         out = self.graph.output
         if isinstance(out, dict):
-            for key in ("out", "logits"):
-                if key in out:
-                    out = out[key]
-                    break
-            else:
-                out = next(iter(out.values()), None) if out else None
-        refs = [r for r in _leaves(out) if isinstance(r, Ref)]
-        return refs[0] if refs else None
+            return [(str(k), r) for k, v in out.items() for r in _leaves(v) if isinstance(r, Ref)]
+        return [(None, r) for r in _leaves(out) if isinstance(r, Ref)]
+
+    def output_ref(self) -> Optional[Ref]:
+        """The model's primary output: a dict's ``out``, an HF output's ``logits``, a query-based model's
+        mask logits (not its class logits), else the first output that is a map, else the first tensor."""
+        outputs = self._outputs()
+        for key in PRIMARY_KEYS:
+            for name, ref in outputs:
+                if name == key:
+                    return ref
+        for _, ref in outputs:
+            f = self.fields.get(ref.node)
+            if isinstance(f, NodeField) and f.layout is not None:
+                return ref
+        return outputs[0][1] if outputs else None
+
+    def output_name(self) -> Optional[str]:
+        ref = self.output_ref()
+        return next((name for name, r in self._outputs() if r is ref), None)
 
     def output_field(self) -> Field:
         ref = self.output_ref()
