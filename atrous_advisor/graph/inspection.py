@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from atrous_advisor.errors import InputError
+from atrous_advisor.errors import InputError, ModelLoadError
 from atrous_advisor.geometry import analyse_ppm, branch_info, fov, optimal_base_rate, single_int_rate, suggested_rates
 from atrous_advisor.geometry.fields import AxisField, as_number
 from atrous_advisor.graph import aten
@@ -324,6 +324,26 @@ def output_stride(prop) -> Optional[tuple]:
     return tuple(as_number(b) for b in best)
 
 
+def _capture_with_cost(model, crop: tuple[int, int], prefer: str, device: str):
+    """(graph, propagation, cost) from one forward: the dispatch recorder runs inside FlopCounterMode, so
+    the cost count is the same pass; torch.export traces on its own, so the count is a second pass there."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from atrous_advisor.graph import cost as costs
+    from atrous_advisor.graph.analysis import capture_and_propagate, example_input, forward_error
+
+    if prefer == "dispatch":
+        with FlopCounterMode(display=False, depth=None) as counter:
+            graph, prop = capture_and_propagate(model, crop, prefer=prefer, device=device)
+        return graph, prop, costs.from_counter(model, counter)
+    try:
+        fast, _ = costs.fast_cost(model, example_input(crop, device))
+    except Exception as exc:
+        raise forward_error(exc, crop) from exc
+    graph, prop = capture_and_propagate(model, crop, prefer=prefer, device=device)
+    return graph, prop, fast
+
+
 def inspect_model(
     spec: str,
     crop: tuple[int, int],
@@ -331,15 +351,16 @@ def inspect_model(
     counter: str = "fast",
     layers: bool = True,
     field_map: Optional[Path] = None,
-    prefer: str = "export",
+    prefer: str = "dispatch",
 ) -> InspectReport:
     """Everything ``inspect`` reports about the model ``spec`` at ``crop`` (h, w).
 
-    ``prefer`` picks the capture path: "export" (torch.export, falling back to dispatch tracing) or
-    "dispatch" (record ATen calls during one meta forward: quicker, same graph).
+    ``prefer`` picks the capture path: "dispatch" (record ATen calls during the one meta forward that also
+    counts the cost; the default, see benchmarks/bench_inspect.py) or "export" (torch.export, falling back
+    to dispatch tracing).
     """
     from atrous_advisor.graph import cost as costs
-    from atrous_advisor.graph.analysis import capture_and_propagate, example_input, forward_error
+    from atrous_advisor.graph.analysis import example_input, forward_error
     from atrous_advisor.graph.loading import load_model
 
     if counter not in ("fast", "fvcore"):
@@ -350,11 +371,16 @@ def inspect_model(
     model = loaded.model
     warnings: list[str] = []
     notes = list(loaded.notes)
-    x = example_input(crop, loaded.device)
     try:
-        fast, _ = costs.fast_cost(model, x)  # also the forward check: a failure here is about the crop
-    except Exception as exc:
-        raise forward_error(exc, crop) from exc
+        graph, prop, fast = _capture_with_cost(model, crop, prefer, loaded.device)
+    except ModelLoadError as exc:
+        if loaded.device != "meta" or "meta" not in str(exc):
+            raise
+        # the forward makes real tensors (positions from torch.arange on the CPU) or reads values: on the CPU
+        loaded = load_model(spec, kwargs, device="cpu")
+        model = loaded.model
+        notes.append(f"run on CPU: the forward cannot run on the meta device ({str(exc)[:160]})")
+        graph, prop, fast = _capture_with_cost(model, crop, prefer, "cpu")
     cost = fast
     if counter == "fvcore":
         cpu = load_model(spec, kwargs, device="cpu").model
@@ -365,7 +391,6 @@ def inspect_model(
         notes.extend(cost.notes)
         del cpu
 
-    graph, prop = capture_and_propagate(model, crop, prefer=prefer)
     notes.extend(graph.notes)
     out = prop.output_field()
     output_name = prop.output_name()
