@@ -1,6 +1,6 @@
 """HuggingFace ``transformers`` segmentation models built from small configs (random weights, no download).
 
-The architectures are the real ones — SegFormer, UperNet on Swin and ConvNeXt, BEiT, Data2Vec-Vision, DPT,
+The architectures are the real ones — SegFormer, UperNet on Swin and ConvNeXt, BEiT, DPT,
 MobileViT v1/v2, Mask2Former — with few layers and narrow widths so they build and trace in well under a
 second. Their strides are those of the full-size models::
 
@@ -48,12 +48,6 @@ def beit(**config):
     """BEiT: ViT at patch 16 with relative position bias; multi-scale FPN (4, 8, 16, 32) and a UperNet head."""
     cfg = _vit(out_indices=[1, 2, 3, 4], use_relative_position_bias=True, auxiliary_channels=16, use_auxiliary_head=False)
     return T.BeitForSemanticSegmentation(T.BeitConfig(**{**cfg, **config}))
-
-
-def data2vec(**config):
-    """Data2Vec-Vision: BEiT's architecture."""
-    cfg = _vit(out_indices=[1, 2, 3, 4], auxiliary_channels=16, use_auxiliary_head=False)
-    return T.Data2VecVisionForSemanticSegmentation(T.Data2VecVisionConfig(**{**cfg, **config}))
 
 
 def dpt(**config):

@@ -541,7 +541,7 @@ def expand(call: OpCall) -> NodeField:
     lead = len(out) - len(dims)
     new = [L.plain(s) for s in out[:lead]]
     for d, s in zip(dims, out[lead:]):
-        new.append(d if L.dim_size(d) == s else L.plain(s) + tuple(x for x in d if x[1] == 1))
+        new.append(d if L.dim_size(d) == s else L.plain(s))  # copies of one (pooled) value: no positions
     return NodeField(f.h, f.w, L.normalize(tuple(new)))
 
 
