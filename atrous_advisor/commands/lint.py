@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from atrous_advisor.configs.report import build_report, display_path, relative_message
+from atrous_advisor.configs.settings import check_codes
 from atrous_advisor.configs.values import canonical
 from atrous_advisor.errors import InputError
 
@@ -20,15 +21,6 @@ def _codes(text: Optional[str]) -> Optional[tuple[str, ...]]:
     if text is None:
         return None
     return tuple(c.strip().upper() for c in text.split(",") if c.strip())
-
-
-def _check_codes(codes: tuple[str, ...], where: str) -> None:
-    """A typo in --select must not select nothing and pass every config."""
-    from atrous_advisor.configs.rules import RULES
-
-    for code in codes:
-        if not any(known.startswith(code) for known in RULES):
-            raise InputError(f"{where} {code!r}: no rule code starts with it (rules: {', '.join(RULES)})")
 
 
 def _gh_escape(text: str, prop: bool = False) -> str:
@@ -196,10 +188,10 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--format {output_format!r}: expected one of {', '.join(FORMATS)}")
         found = find_settings(Path.cwd())
         for key in ("select", "ignore"):
-            _check_codes(getattr(found, key), f"{found.source}: [tool.atrous-advisor] {key}")
+            check_codes(getattr(found, key), f"{found.source}: [tool.atrous-advisor] {key}")
         selected, ignored = _codes(select), _codes(ignore)
-        _check_codes(selected or (), "--select")
-        _check_codes(ignored or (), "--ignore")
+        check_codes(selected or (), "--select")
+        check_codes(ignored or (), "--ignore")
         settings = found.override(
             crop=parse_crop(crop) if crop is not None else None, select=selected, ignore=ignored
         )
