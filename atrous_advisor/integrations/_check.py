@@ -24,7 +24,7 @@ PREFIX = "atrous-advisor"
 
 
 def _fmt(value) -> str:
-    h, w = value
+    h, w = (None if v is None else round(v, 1) for v in value)
     if h is None or w is None:
         return "global"
     return f"{h:g}" if h == w else f"{h:g}×{w:g}"
@@ -141,31 +141,36 @@ def enforce(verdict: Verdict, strict: bool) -> None:
 _IMAGE_KEYS = ("pixel_values", "image", "images", "img", "inputs", "x")
 
 
-def crop_of_batch(batch: Any) -> Optional[tuple[int, int]]:
+def _shape(value: Any) -> Optional[tuple[int, ...]]:
+    """The shape of a tensor or array (torch, numpy), else None."""
+    shape = getattr(value, "shape", None)
+    return tuple(int(n) for n in shape) if isinstance(shape, Sequence) else None
+
+
+def crop_of_batch(batch: Any, example: bool = False) -> Optional[tuple[int, int]]:
     """(H, W) of the images in a batch: an N×C×H×W tensor, the first one in a tuple/list, or a dict's
     ``pixel_values``/``image``/``img``/``inputs`` entry (else its first 4-D tensor). A list of C×H×W tensors
-    (mmengine's ``inputs``) gives the first one's size. None when no image tensor is found."""
-    import torch
-
-    if isinstance(batch, torch.Tensor):
-        if batch.dim() == 4:
-            return int(batch.shape[-2]), int(batch.shape[-1])
-        return None
+    (mmengine's ``inputs``) gives the first one's size; with ``example`` (one dataset item, not a batch) a
+    C×H×W tensor is an image too. None when no image is found."""
+    shape = _shape(batch)
+    if shape is not None:
+        return shape[-2:] if len(shape) == 4 or (example and len(shape) == 3) else None
     if isinstance(batch, Mapping):
         for key in _IMAGE_KEYS:
             if key in batch:
-                found = crop_of_batch(batch[key])
+                found = crop_of_batch(batch[key], example)
                 if found:
                     return found
         values = list(batch.values())
     elif isinstance(batch, (list, tuple)):
-        if batch and all(isinstance(t, torch.Tensor) and t.dim() == 3 for t in batch):
-            return int(batch[0].shape[-2]), int(batch[0].shape[-1])
+        shapes = [_shape(t) for t in batch]
+        if batch and all(s is not None and len(s) == 3 for s in shapes):
+            return shapes[0][-2:]  # type: ignore[index]
         values = list(batch)
     else:
         return None
     for value in values:
-        found = crop_of_batch(value)
+        found = crop_of_batch(value, example)
         if found:
             return found
     return None
