@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 
+from atrous_advisor.configs.settings import check_codes
 from atrous_advisor.errors import InputError
 from atrous_advisor.report.lint import display_path
 
@@ -19,36 +20,6 @@ def _codes(text: Optional[str]) -> Optional[tuple[str, ...]]:
     if text is None:
         return None
     return tuple(c.strip().upper() for c in text.split(",") if c.strip())
-
-
-def _check_codes(codes: tuple[str, ...], where: str) -> None:
-    """A typo in --select must not select nothing and pass every config."""
-    from atrous_advisor.configs.rules import RULES
-
-    for code in codes:
-        if not any(known.startswith(code) for known in RULES):
-            raise InputError(f"{where} {code!r}: no rule code starts with it (rules: {', '.join(RULES)})")
-
-
-def _fixable(result, d, texts: dict) -> bool:
-    """Whether ``--fix`` would write this finding: a safe fix, in a config it rewrites, that it can edit."""
-    if not result.writable or d.fix is None or d.fix.applicability != "safe":
-        return False
-    from atrous_advisor.configs.fixes import Unfixable, edits_for
-
-    if result.path not in texts:
-        try:
-            with open(result.path, encoding="utf-8", newline="") as handle:
-                texts[result.path] = handle.read()
-        except (OSError, UnicodeDecodeError):
-            texts[result.path] = None
-    if texts[result.path] is None:
-        return False
-    try:
-        edits_for(result.framework, d.fix.target, d.fix.value, result.path, texts[result.path])
-    except Unfixable:  # e.g. the head is set through a name: --fix says "not fixed", so no [*]
-        return False
-    return True
 
 
 def exit_code(report) -> int:
@@ -124,10 +95,10 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--format {output_format!r}: expected one of {', '.join(FORMATS)}")
         found = find_settings(Path.cwd())
         for key in ("select", "ignore"):
-            _check_codes(getattr(found, key), f"{found.source}: [tool.atrous-advisor] {key}")
+            check_codes(getattr(found, key), f"{found.source}: [tool.atrous-advisor] {key}")
         selected, ignored = _codes(select), _codes(ignore)
-        _check_codes(selected or (), "--select")
-        _check_codes(ignored or (), "--ignore")
+        check_codes(selected or (), "--select")
+        check_codes(ignored or (), "--ignore")
         if stride is not None:
             from atrous_advisor.configs.supplied import STRIDES
 
@@ -152,10 +123,11 @@ def register(app: typer.Typer) -> None:
         if any(w.status == "fixed" for w in written):
             run = lint_paths(paths, settings, roots=root)  # re-lint after writing: report what is left
 
+        from atrous_advisor.configs.fixes import would_fix
         from atrous_advisor.report.lint import build_report, render_github, render_text
 
         texts: dict = {}
-        report = build_report(run, lambda result, d: _fixable(result, d, texts))
+        report = build_report(run, lambda result, d: would_fix(result, d, texts))
         if fmt == "json":
             from atrous_advisor.commands._common import emit_json
 
