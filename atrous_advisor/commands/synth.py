@@ -29,8 +29,8 @@ def synth(
     manifest = write_dataset(data, spec, force=force)
     low, high = manifest["cue_distance"]
     stdout.print(
-        f"wrote {train} train + {val} val images of {size}x{size} px, {classes} classes, to {data} "
-        f"(objects {manifest['object_side']} px, cue {low:.0f}-{high:.0f} px away; seed {seed})"
+        f"wrote {train} train + {val} val images of {size}×{size} px, {classes} classes, to {data} "
+        f"(objects {manifest['object_side']} px, cue {low:.0f}–{high:.0f} px away; seed {seed})"
     )
     return 0
 

@@ -12,24 +12,13 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from atrous_advisor.commands._common import emit_json, stderr, stdout
 from atrous_advisor.commands.inspect import parse_kwargs
 from atrous_advisor.errors import InputError
 from atrous_advisor.geometry import parse_crop, parse_int_list
-from atrous_advisor.report.validate_models import RunResult, ValidateReport
-
-
-def _pair_text(pair) -> str:
-    h, w = pair
-    return f"{h:g}" if h == w else f"{h:g}×{w:g}"
-
-
-def _config_text(variant) -> str:
-    if variant.rates is not None:
-        return ", ".join(_pair_text(r) for r in variant.rates)
-    return ", ".join(map(str, variant.scales or []))
+from atrous_advisor.report.validate_models import RunResult
+from atrous_advisor.report.validate_render import render_validate
 
 
 class RichReporter:
@@ -94,32 +83,6 @@ class RichReporter:
     def close(self):
         if self.live:
             self.progress.stop()
-
-
-def render_validate(report: ValidateReport, out: Path, console: Console) -> None:
-    table = Table(title=f"{report.model} at crop {_pair_text(report.crop)}: {report.settings['steps']} steps × "
-                        f"{report.settings['repeats']} seed(s) on {report.device_name}"
-                        + (f" × {report.world_size} processes" if report.world_size > 1 else ""),
-                  header_style="bold")
-    scales = all(v.rates is None for v in report.variants)
-    for column, justify in (("variant", "left"), ("scales" if scales else "rates", "left"), ("mIoU", "right"),
-                            ("Δ vs current", "right"), ("images/s", "right"), ("", "left")):
-        table.add_column(column, justify=justify)
-    current = next((v for v in report.variants if v.name == "current"), None)
-    for v in report.variants:
-        name = v.name + (f" (= {', '.join(v.also)})" if v.also else "")
-        if v.miou is None:
-            miou = delta = "—"
-        else:
-            miou = f"{v.miou:.4f}" + (f" ± {v.miou_std:.4f}" if v.miou_std is not None else "")
-            delta = "" if current is None or current.miou is None or v is current else f"{(v.miou - current.miou) * 100:+.1f} pts"
-        speed = f"{v.images_per_second:.1f}" if v.images_per_second else "—"
-        status = "[green]best[/green]" if v.name == report.best else ("" if v.complete else f"{len(v.runs)}/{report.settings['repeats']} runs")
-        table.add_row(name, _config_text(v), miou, delta, speed, status)
-    console.print(table)
-    for note in report.notes:
-        console.print(f"note: {note}")
-    console.print(f"wrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'miou_vs_rate.png'}")
 
 
 def validate(

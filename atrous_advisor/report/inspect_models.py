@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 IntPair = tuple[int, int]
 Number = Union[int, float]
@@ -12,11 +12,7 @@ NumPair = tuple[Number, Number]
 MaybeNumPair = tuple[Optional[Number], Optional[Number]]
 
 
-class Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LayerField(Result):
+class LayerField(ResultModel):
     """One node of the graph that changes geometry (conv, pooling, interpolation, merge)."""
 
     name: str  # owning module in model.named_modules() ('' for the root)
@@ -31,7 +27,7 @@ class LayerField(Result):
     misaligned: tuple[bool, bool]
 
 
-class AsppHead(Result):
+class AsppHead(ResultModel):
     name: str
     branch_modules: list[str]
     rates: list[IntPair]
@@ -52,7 +48,7 @@ class AsppHead(Result):
     fix: Optional[str]
 
 
-class PpmHead(Result):
+class PpmHead(ResultModel):
     name: str
     branch_modules: list[str]
     scales: list[int]
@@ -67,7 +63,7 @@ class PpmHead(Result):
     fix: Optional[str]
 
 
-class FcnHead(Result):
+class FcnHead(ResultModel):
     name: str
     rate: IntPair
     feature_map: IntPair
@@ -79,13 +75,13 @@ class FcnHead(Result):
     verdict: str
 
 
-class ModuleCost(Result):
+class ModuleCost(ResultModel):
     name: str
     params: int
     macs: int
 
 
-class InspectReport(Result):
+class InspectReport(ResultModel):
     model: str
     crop: IntPair
     device: Literal["meta", "cpu"]

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LintDiagnostic(_Model):
+class LintDiagnostic(ResultModel):
     code: str
     path: str  # the file that set the value (a _base_ file when that is where it was set)
     line: int
@@ -19,7 +15,7 @@ class LintDiagnostic(_Model):
     message: str
 
 
-class LintedConfig(_Model):
+class LintedConfig(ResultModel):
     path: str
     crop: Optional[tuple[int, int]]  # [h, w] of the training crop, null when unknown
     output_stride: Optional[int]
@@ -28,11 +24,11 @@ class LintedConfig(_Model):
     diagnostics: list[LintDiagnostic]
 
 
-class LintFileError(_Model):
+class LintFileError(ResultModel):
     path: str
     message: str
 
 
-class LintReport(_Model):
+class LintReport(ResultModel):
     configs: list[LintedConfig]
     errors: list[LintFileError]

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 IntPair = tuple[int, int]
 FloatPair = tuple[float, float]
 
 
-class Result(BaseModel):
-    # defer_build: a command only pays for building the schemas of the results it actually produces.
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class BranchEvaluation(Result):
+class BranchEvaluation(ResultModel):
     rate: IntPair
     kernel_extent: IntPair
     coverage: FloatPair
@@ -23,7 +18,7 @@ class BranchEvaluation(Result):
     degenerate: bool
 
 
-class RateEvaluation(Result):
+class RateEvaluation(ResultModel):
     name: Literal["default", "suggested", "current"]
     rates: list[IntPair]
     fov: IntPair
@@ -33,7 +28,7 @@ class RateEvaluation(Result):
     branches: list[BranchEvaluation]
 
 
-class RateReport(Result):
+class RateReport(ResultModel):
     crop: IntPair
     output_stride: int
     feature_map: IntPair
@@ -53,7 +48,7 @@ class RateReport(Result):
     snippets: dict[str, str]
 
 
-class CellEvaluation(Result):
+class CellEvaluation(ResultModel):
     scale: int
     cell_features: FloatPair
     cell_pixels: FloatPair
@@ -61,7 +56,7 @@ class CellEvaluation(Result):
     redundant: bool
 
 
-class PPMReport(Result):
+class PPMReport(ResultModel):
     crop: IntPair
     output_stride: int
     feature_map: IntPair

@@ -33,6 +33,7 @@ import numpy as np
 
 from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import DataError, InputError, ModelLoadError
+from atrous_advisor.report import format as fmt
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -208,14 +209,14 @@ def accumulate_erf(
                 if input_size is None:
                     input_size = size
                 elif size != input_size:
-                    raise DataError(f"batch of size {size[0]}x{size[1]} after batches of {input_size[0]}x{input_size[1]}")
+                    raise DataError(f"batch of size {fmt.crop(size)} after batches of {fmt.crop(input_size)}")
                 try:
                     out = primary_output(model(x))
                 except torch.OutOfMemoryError as exc:
                     raise _out_of_memory(x.shape[0], device) from exc
                 except (RuntimeError, ValueError, TypeError) as exc:
                     raise ModelLoadError(
-                        f"forward pass failed at {size[0]}x{size[1]}: {' '.join(str(exc).split())[:300]}"
+                        f"forward pass failed at {fmt.crop(size)}: {' '.join(str(exc).split())[:300]}"
                     ) from exc
                 if out.ndim != 4:
                     raise ModelLoadError(f"the model's output has shape {tuple(out.shape)}, expected (N, classes, H, W)")
@@ -760,18 +761,14 @@ def _rounded(values, digits: int) -> list:
     return [None if v is None else round(float(v), digits) for v in values]
 
 
-def _fmt_span(span) -> str:
-    return "×".join("—" if v is None else f"{v:.0f}" for v in span)
-
-
 def _panel_notes(m) -> list[str]:
     notes = []
     if m.predicted_span is not None:
-        notes.append(f"predicted span {_fmt_span(m.predicted_span)} px · measured {_fmt_span(m.measured_span)} px")
+        notes.append(f"predicted span {fmt.px(m.predicted_span, none='—')} · measured {fmt.px(m.measured_span, none='—')}")
     else:
-        notes.append(f"measured span {_fmt_span(m.measured_span)} px (no ASPP detected)")
+        notes.append(f"measured span {fmt.px(m.measured_span, none='—')} (no ASPP detected)")
     if m.measured_extent is not None:
-        notes.append(f"non-zero extent {_fmt_span(m.measured_extent)} px")
+        notes.append(f"non-zero extent {fmt.px(m.measured_extent, none='—')}")
     if m.taps_outside_crop:
         notes.append(f"{m.taps_outside_crop} predicted taps outside the crop (zero padding)")
     return notes

@@ -30,6 +30,7 @@ from atrous_advisor.report.validate_models import HeadVariant, RunResult, Valida
 from atrous_advisor.train import loop
 from atrous_advisor.train.data import SegmentationDataset, check_labels, discover, infer_num_classes
 from atrous_advisor.train.surgery import apply_rates, apply_scales
+from atrous_advisor.report import format as fmt
 
 IntPair = tuple[int, int]
 
@@ -356,7 +357,7 @@ def plot_png(report: ValidateReport) -> bytes:
         ax.set_xticks(range(len(done)), names, fontsize=8)
         ax.set_xlabel("variant (pooling scales)")
     ax.set_ylabel("val mIoU")
-    ax.set_title(f"{Path(report.model).name} at crop {report.crop[0]}x{report.crop[1]}, {report.settings.get('steps')} steps", fontsize=9)
+    ax.set_title(f"{Path(report.model).name} at crop {fmt.crop(report.crop)}, {report.settings.get('steps')} steps", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -585,12 +586,12 @@ class _Job:
         done = "finished variants are kept; " if any(self.request.out.glob("runs/*.json")) else ""
         if fits is None:
             raise AdvisorError(
-                f"out of memory on {where} training {variant.name} at crop {self.request.crop[0]}x{self.request.crop[1]}, "
+                f"out of memory on {where} training {variant.name} at crop {fmt.crop(self.request.crop)}, "
                 "even at --batch-size 1: use a smaller --crop or a smaller model"
             )
         raise AdvisorError(
             f"out of memory on {where} training {variant.name} at --batch-size {self.settings.batch_size} and crop "
-            f"{self.request.crop[0]}x{self.request.crop[1]}: --batch-size {fits} fits; {done}rerun with --batch-size {fits} "
+            f"{fmt.crop(self.request.crop)}: --batch-size {fits} fits; {done}rerun with --batch-size {fits} "
             "and a new --out (runs at another batch size are not comparable)"
         )
 
