@@ -115,7 +115,12 @@ def test_fix_writes_the_leaf_never_the_base_and_relints_clean(run_cli, tree):
     base = tree / "mmseg1x/_base_/models/deeplabv3_r50-d8.py"
     base_before = base.read_text()
     leaf = tree / ADE512
-    result = run_cli("lint", "--fix", ADE512)
+    leaf_before = leaf.read_text()
+    # the r101 config inherits this leaf: writing it changes r101 too, so that takes --fix-inherited
+    refused = run_cli("lint", "--fix", ADE512)
+    assert refused.exit_code == 1 and leaf.read_text() == leaf_before
+    assert f"{ADE512}: not fixed: it is inherited by 1 config; use --fix-inherited" in refused.stderr
+    result = run_cli("lint", "--fix", "--fix-inherited", ADE512)
     assert result.exit_code == 0, result.stdout + result.stderr
     assert "All checks passed" in result.stdout
     assert base.read_text() == base_before
@@ -147,7 +152,10 @@ def test_unsafe_fix_needs_the_flag(run_cli, tree):
     before = leaf.read_text()
     safe = run_cli("lint", "--fix", name)
     assert safe.exit_code == 1 and leaf.read_text() == before and "--unsafe-fixes" in safe.stderr
-    run_cli("lint", "--fix", "--unsafe-fixes", name)
+    # (the r101-d16 config inherits this one at another stride: writing it takes --fix-inherited)
+    refused = run_cli("lint", "--fix", "--unsafe-fixes", name)
+    assert leaf.read_text() == before and "not fixed: it is inherited by 1 config" in refused.stderr
+    run_cli("lint", "--fix", "--unsafe-fixes", "--fix-inherited", name)
     assert "model = dict(data_preprocessor=data_preprocessor, decode_head=dict(dilations=(1, (10, 21), (20, 42), (30, 63))))" in leaf.read_text()
     configs = {c["path"]: c for c in json.loads(run_cli("lint", "--json", name).stdout)["configs"]}
     assert configs[name]["diagnostics"] == [] and configs[name]["aspp_rates"] == [[10, 21], [20, 42], [30, 63]]

@@ -194,12 +194,6 @@ def test_settings_table_is_validated(tmp_path):
         parse_settings({"crop": "big"}, tmp_path)
 
 
-def test_every_rule_is_in_the_lint_docs():
-    text = (Path(__file__).parent.parent / "docs" / "lint.md").read_text(encoding="utf-8")
-    for code, rule in RULES.items():
-        assert f"### {code} `{rule.name}`" in text, code
-
-
 def test_a_pipeline_set_on_the_repeat_dataset_wrapper_is_named_as_the_cause(tmp_path):
     """HRF's base wraps the dataset in RepeatDataset: `dataset=dict(pipeline=...)` lands on the wrapper, unused."""
     base = (FIXTURES / M1 / "_base_/datasets/hrf.py").resolve()

@@ -194,18 +194,17 @@ def _print_diff(run, settings, unsafe: bool) -> int:
     return 2 if run.errors else (1 if changed else 0)
 
 
-def _write_fixes(run, settings, unsafe: bool) -> bool:
-    """``--fix``: write the fixed leaf configs (line ends kept); True when a file changed."""
+def _write_fixes(run, settings, unsafe: bool, fix_inherited: bool):
+    """``--fix``: write the fixed leaf configs (see configs/writing.py); one line per file on stderr."""
     from atrous_advisor.configs.engine import compute_fixes
+    from atrous_advisor.configs.writing import write_fixes
 
     fixes = compute_fixes(run, settings, unsafe=unsafe)
-    changed = [f for f in fixes if f.fixed != f.original]
-    for f in changed:
-        with open(f.path, "w", encoding="utf-8", newline="") as handle:
-            handle.write(f.fixed)
-        sys.stderr.write(f"{display_path(f.path)}: fixed: {'; '.join(f.applied)}\n")
+    written = write_fixes(fixes, settings, fix_inherited=fix_inherited)
+    for w in written:
+        sys.stderr.write(f"{display_path(w.path)}: {w.message}\n")
     _report_skipped(fixes, run)
-    return bool(changed)
+    return written
 
 
 def register(app: typer.Typer) -> None:
@@ -221,6 +220,7 @@ def register(app: typer.Typer) -> None:
         select: Optional[str] = typer.Option(None, "--select", help="Only these rules (comma-separated codes or prefixes)."),
         ignore: Optional[str] = typer.Option(None, "--ignore", help="Skip these rules (comma-separated codes or prefixes)."),
         root: list[Path] = typer.Option([], "--root", help="Also search this folder for configs inheriting from the given files."),
+        fix_inherited: bool = typer.Option(False, "--fix-inherited", help="With --fix: also write files other configs inherit (a _base_ file, a config others extend); every config inheriting it changes too."),
         engine: str = typer.Option("static", "--engine", help="static (default), or mmengine: also load each MMSegmentation config with mmengine — which RUNS its code — and report where the two disagree."),
     ) -> int:
         """Check configs statically: rates and pool scales vs the real crop and stride. Exit 0 clean, 1 findings, 2 errors."""
@@ -248,9 +248,12 @@ def register(app: typer.Typer) -> None:
 
             run.errors.extend(crosscheck(run.results))
 
+        for skipped, kind in run.skipped:
+            sys.stderr.write(f"{display_path(skipped)}: note: skipped: {kind}, not a config file\n")
         if diff:
             return _print_diff(run, settings, unsafe_fixes)
-        if fix and _write_fixes(run, settings, unsafe_fixes):
+        written = _write_fixes(run, settings, unsafe_fixes, fix_inherited) if fix else []
+        if any(w.status == "fixed" for w in written):
             run = lint_paths(paths, settings, roots=root)  # re-lint after writing: report what is left
 
         if fmt == "json":
@@ -261,4 +264,8 @@ def register(app: typer.Typer) -> None:
             render_github(run)
         else:
             render_text(run)
+        if written:
+            from atrous_advisor.configs.writing import exit_code_after
+
+            return exit_code_after(written, exit_code(run))
         return exit_code(run)

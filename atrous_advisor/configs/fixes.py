@@ -8,10 +8,13 @@ mmengine), a key under the leaf's ``MODEL:`` mapping in YAML. Formatting and com
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
+
+import yaml
 
 from atrous_advisor.configs.facts import Framework, Target
 from atrous_advisor.configs.values import DictShape, V, canonical, split_lines
@@ -81,6 +84,29 @@ def _yaml_block(keys: tuple[str, ...], value_text: str, indent: int) -> str:
     return "\n".join(out)
 
 
+def _yaml_block_sequence(rendered: str, indent: int) -> str:
+    """``[2, 4, 6]`` as the block sequence it replaces (``- 2`` lines at the first item's column): a flow
+    sequence in its place could sit at its key's own indentation (an indentless sequence) and not parse."""
+    items = yaml.safe_load(rendered)
+    if not isinstance(items, list):
+        return rendered
+    return ("\n" + " " * indent).join(f"- {json.dumps(item)}" for item in items)
+
+
+def _yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
+    """Add entries after the last entry of a block mapping, at the position the YAML parser gave for its end.
+
+    A block scalar (``|``, ``>``) ends with its line break: its end mark is the start of the next line, and
+    the entries go there, before whatever follows. Any other value ends inside its line, where YAML allows
+    only a comment after it: the entries go after that line's end, so a trailing comment stays where it is.
+    """
+    line, col = shape.last_entry_end
+    if col == 0 and line > 1:
+        return Edit((line, 0), (line, 0), block + "\n")
+    end = (line, len(lines[line - 1].rstrip("\r\n")))
+    return Edit(end, end, "\n" + block)
+
+
 def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
     """The edits that make the leaf config resolve ``target`` to ``value``; raises Unfixable."""
     edits = _edits_for(framework, target, value, leaf, text)
@@ -96,8 +122,13 @@ def _edits_for(framework: Framework, target: Target, value: Any, leaf: Path, tex
     lines = split_lines(text, keepends=True)
     rendered = target.render(value)
     current = target.chain[-1]
-    if current is not None and canonical(current.site.path) == leaf:
+    if current is not None and current.shared and current.shared != "<<" and canonical(current.site.path) == leaf:
+        raise Unfixable(f"the value is shared through the YAML anchor {current.shared}; edit it by hand")
+    # (a key merged in with `<<` is overridden below: the key is added to the mapping that merges it)
+    if current is not None and not current.shared and canonical(current.site.path) == leaf:
         site = current.site
+        if framework == "detectron2" and lines[site.line - 1][site.col : site.col + 1] == "-":
+            rendered = _yaml_block_sequence(rendered, site.col)
         return [Edit((site.line, site.col), (site.end_line, site.end_col), rendered)]
     if framework == "smp":
         raise Unfixable("config.json has no such key to edit")
@@ -109,6 +140,9 @@ def _edits_for(framework: Framework, target: Target, value: Any, leaf: Path, tex
         rest = target.keys[depth + 1 :]
         shape = container.shape
         dotted = ".".join(target.keys[: depth + 1])
+        if container.shared:
+            how = "merged in with <<" if container.shared == "<<" else f"shared through the YAML anchor {container.shared}"
+            raise Unfixable(f"`{dotted}` is {how}; edit it by hand")
         if shape is None:
             raise Unfixable(f"`{dotted}` is set through an expression in this file; edit it by hand")
         if framework == "detectron2" and shape.style == "flow":
@@ -120,9 +154,7 @@ def _edits_for(framework: Framework, target: Target, value: Any, leaf: Path, tex
                 return [Edit(shape.close, shape.close, entry)]
             return [Edit(shape.last_entry_end, shape.last_entry_end, ", " + entry)]
         if framework == "detectron2":
-            line = shape.last_entry_end[0]
-            end = (line, len(lines[line - 1].rstrip("\r\n")))
-            return [Edit(end, end, "\n" + _yaml_block(rest, rendered, shape.entry_indent or 0))]
+            return [_yaml_append(shape, lines, _yaml_block(rest, rendered, shape.entry_indent or 0))]
         return _python_insert(shape, lines, _python_entry(rest, rendered, shape.style))
     # The leaf writes none of the path: add an override at the end of the file.
     end_line = len(lines)

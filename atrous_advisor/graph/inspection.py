@@ -12,6 +12,7 @@ from typing import Optional
 
 from atrous_advisor.errors import InputError
 from atrous_advisor.geometry import AsppAssessment, analyse_ppm, assess_aspp, assess_branch
+from atrous_advisor.usercode import user_code
 from atrous_advisor.geometry.fields import AxisField, as_number
 from atrous_advisor.graph.heads import CONV_KINDS, HeadSite, heads_of
 from atrous_advisor.report import format as fmt
@@ -279,6 +280,7 @@ def output_stride(prop) -> tuple:
     return tuple(as_number(b) if b is not None else 1 for b in best)
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def inspect_model(
     spec: str,
     crop: tuple[int, int],
