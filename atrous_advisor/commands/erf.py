@@ -12,6 +12,7 @@ from atrous_advisor.commands.inspect import parse_kwargs  # one --kwargs syntax 
 from atrous_advisor.errors import InputError, MissingExtraError
 from atrous_advisor.geometry import parse_crop
 from atrous_advisor.report.erf_render import render_erf
+from atrous_advisor.runtime import THREADS_HELP
 
 
 def erf(
@@ -25,14 +26,15 @@ def erf(
     weights: Optional[Path] = typer.Option(None, "--weights", metavar="CKPT",
                                            help="State dict, or checkpoint with a state_dict/model key."),
     kwargs: Optional[str] = typer.Option(None, "--kwargs", metavar="JSON", help="Keyword arguments for the model builder."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", metavar="B", help="Images per forward/backward pass."),
-    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto (cuda when available), cpu, cuda, cuda:N."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", metavar="N", help="Images per forward/backward pass."),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", metavar="N", help=THREADS_HELP, show_default=False),
     log: bool = typer.Option(False, "--log", help="Log colour scale (shows the faint outer taps)."),
     out: Path = typer.Option(Path("erf.png"), "--out", "-o", metavar="PNG",
                              help="Heatmap PNG; the raw map goes to the same name with .npy."),
     compare: bool = typer.Option(False, "--compare", help="Also measure under the suggested rates; both side by side."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the noise images and of a randomly initialised model."),
+    seed: int = typer.Option(0, "--seed", metavar="SEED", help="Seed of the noise images and of a randomly initialised model."),
     extent_threshold: float = typer.Option(0.0, "--extent-threshold", metavar="FRACTION",
                                            help="Extent counts pixels above this fraction of the maximum (0: non-zero)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -62,7 +64,7 @@ def erf(
 
         report = run_erf(
             model, crop_hw, out=out, data=data, noise=noise, images=images, weights=weights, kwargs=model_kwargs,
-            batch_size=batch_size, device=device, log=log, compare=compare, force=force, seed=seed,
+            batch_size=batch_size, device=device, threads=threads, log=log, compare=compare, force=force, seed=seed,
             extent_threshold=extent_threshold, progress=progress,
         )
     for message in report.warnings:

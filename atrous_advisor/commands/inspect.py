@@ -130,6 +130,7 @@ def inspect(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     layers: bool = typer.Option(False, "--layers", help="Show the per-layer field table."),
     field_map: Optional[Path] = typer.Option(None, "--field-map", metavar="PNG", help="Draw the centre output's analytic field."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --field-map file."),
     counter: str = typer.Option("fast", "--counter", metavar="fast|fvcore", help="MAC counter: FlopCounterMode on meta (fast) or fvcore on CPU."),
     capture: str = typer.Option("export", "--capture", metavar="export|dispatch", help="Graph capture: torch.export (falls back to dispatch tracing) or dispatch tracing only."),
 ) -> int:
@@ -145,7 +146,8 @@ def inspect(
     _torch()  # a clear MissingExtraError before anything else when torch is absent
     from atrous_advisor.graph.inspection import inspect_model
 
-    report = inspect_model(model, crop_pair, options, counter=counter, layers=True, field_map=field_map, prefer=capture)
+    report = inspect_model(model, crop_pair, options, counter=counter, layers=True, field_map=field_map, prefer=capture,
+                           force=force)
     if json_out:
         emit_json(report)
     else:

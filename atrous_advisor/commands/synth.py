@@ -10,12 +10,12 @@ from atrous_advisor.commands._common import stdout
 
 
 def synth(
-    data: Path = typer.Argument(..., help="Folder to create (DATA/{train,val}/{images,masks}).", show_default=False),
-    size: int = typer.Option(64, "--size", help="Image side in px (square)."),
-    train: int = typer.Option(16, "--train", help="Training images."),
-    val: int = typer.Option(8, "--val", help="Validation images."),
-    classes: int = typer.Option(5, "--classes", help="Classes, background included."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes the same files."),
+    data: Path = typer.Argument(..., metavar="DATA", help="Folder to create (DATA/{train,val}/{images,masks}).", show_default=False),
+    size: int = typer.Option(64, "--size", metavar="PX", help="Image side in px (square)."),
+    train: int = typer.Option(16, "--train", metavar="N", help="Training images."),
+    val: int = typer.Option(8, "--val", metavar="N", help="Validation images."),
+    classes: int = typer.Option(5, "--classes", metavar="N", help="Classes, background included."),
+    seed: int = typer.Option(0, "--seed", metavar="SEED", help="Random seed; the same seed writes the same files."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty DATA (replaces an earlier synth run's files, keeps the rest)."),
 ) -> int:
     """Write a synthetic segmentation set where an object's class is given by a coloured cue at a distance.

@@ -19,6 +19,7 @@ from atrous_advisor.errors import InputError
 from atrous_advisor.geometry import parse_crop, parse_int_list
 from atrous_advisor.report.validate_models import RunResult
 from atrous_advisor.report.validate_render import render_validate
+from atrous_advisor.runtime import THREADS_HELP
 
 
 class RichReporter:
@@ -86,29 +87,30 @@ class RichReporter:
 
 
 def validate(
-    model: str = typer.Argument(..., help="path/file.py, path/file.py:name or package.module:callable (as for inspect).", show_default=False),
-    data: Path = typer.Option(..., "--data", help="DATA/{train,val}/{images,masks} or a Cityscapes root.", show_default=False),
-    crop: str = typer.Option("512", "--crop", help="Training crop: 512, 512x1024 (H×W)."),
-    weights: Optional[Path] = typer.Option(None, "--weights", help="State dict, or checkpoint with a 'state_dict'/'model' key."),
-    kwargs: Optional[str] = typer.Option(None, "--kwargs", help='Model keyword arguments as JSON, e.g. \'{"num_classes": 19}\'.'),
-    out: Path = typer.Option(Path("validate-out"), "--out", help="Output folder; rerunning with the same folder resumes."),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="ASPP base rates to add: 8:16, 8:16:2 or 6,9,12."),
-    scales: Optional[list[str]] = typer.Option(None, "--scales", help="PPM scale set to add, one per branch (repeatable): 1,2,3,6."),
-    repeats: int = typer.Option(1, "--repeats", help="Seeds per variant (seed, seed+1, …); mIoU is reported as mean ± std."),
-    seed: int = typer.Option(0, "--seed", help="First seed."),
-    steps: int = typer.Option(1000, "--steps", help="Optimiser steps per run."),
-    batch_size: int = typer.Option(8, "--batch-size", help="Images per step per process."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: 0.01 for sgd, 1e-4 for adamw)."),
-    optimizer: str = typer.Option("sgd", "--optimizer", help="sgd (momentum 0.9, poly schedule) or adamw (poly schedule)."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N."),
-    precision: str = typer.Option("auto", "--precision", help="auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32."),
+    model: str = typer.Argument(..., metavar="MODEL", help="path/file.py, path/file.py:name or package.module:callable (as for inspect).", show_default=False),
+    data: Path = typer.Option(..., "--data", metavar="DATA", help="DATA/{train,val}/{images,masks} or a Cityscapes root.", show_default=False),
+    crop: str = typer.Option("512", "--crop", "-c", metavar="CROP", help="Training crop: 512, 512x1024 (H×W) or 512,1024."),
+    weights: Optional[Path] = typer.Option(None, "--weights", metavar="CKPT", help="State dict, or checkpoint with a 'state_dict'/'model' key."),
+    kwargs: Optional[str] = typer.Option(None, "--kwargs", metavar="JSON", help='Model keyword arguments as JSON, e.g. \'{"num_classes": 19}\'.'),
+    out: Path = typer.Option(Path("validate-out"), "--out", "-o", metavar="DIR", help="Output folder; rerunning with the same folder resumes."),
+    sweep: Optional[str] = typer.Option(None, "--sweep", metavar="RATES", help="ASPP base rates to add: 8:16, 8:16:2 or 6,9,12."),
+    scales: Optional[list[str]] = typer.Option(None, "--scales", metavar="SCALES", help="PPM scale set to add, one per branch (repeatable): 1,2,3,6."),
+    repeats: int = typer.Option(1, "--repeats", metavar="N", help="Seeds per variant (seed, seed+1, …); mIoU is reported as mean ± std."),
+    seed: int = typer.Option(0, "--seed", metavar="SEED", help="First seed."),
+    steps: int = typer.Option(1000, "--steps", metavar="N", help="Optimiser steps per run."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", metavar="N", help="Images per step per process."),
+    lr: Optional[float] = typer.Option(None, "--lr", metavar="LR", help="Peak learning rate (default: 0.01 for sgd, 1e-4 for adamw)."),
+    optimizer: str = typer.Option("sgd", "--optimizer", metavar="sgd|adamw", help="sgd (momentum 0.9, poly schedule) or adamw (poly schedule)."),
+    device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N."),
+    threads: Optional[int] = typer.Option(None, "--threads", metavar="N", help=THREADS_HELP, show_default=False),
+    precision: str = typer.Option("auto", "--precision", metavar="auto|bf16|fp32", help="auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32."),
     channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="Channels-last memory format (default: on CUDA only).", show_default=False),
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", help="Classes (default: largest mask label + 1; 19 for Cityscapes)."),
-    ignore_index: int = typer.Option(255, "--ignore-index", help="Mask value that is not a class."),
-    eval_mode: str = typer.Option("whole", "--eval", help="whole images, or slide: windows of the crop size, 2/3 stride."),
-    scale_range: str = typer.Option("0.5,2.0", "--scale-range", help="Random rescaling range for training."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Data loading processes (default: 4 on CUDA, 0 on CPU)."),
-    checkpoint_every: int = typer.Option(200, "--checkpoint-every", help="Steps between checkpoints inside a run (0: none)."),
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", metavar="N", help="Classes (default: largest mask label + 1; 19 for Cityscapes)."),
+    ignore_index: int = typer.Option(255, "--ignore-index", metavar="LABEL", help="Mask value that is not a class."),
+    eval_mode: str = typer.Option("whole", "--eval", metavar="whole|slide", help="whole images, or slide: windows of the crop size, 2/3 stride."),
+    scale_range: str = typer.Option("0.5,2.0", "--scale-range", metavar="LOW,HIGH", help="Random rescaling range for training."),
+    workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help="Data loading processes (default: 4 on CUDA, 0 on CPU)."),
+    checkpoint_every: int = typer.Option(200, "--checkpoint-every", metavar="STEPS", help="Steps between checkpoints inside a run (0: none)."),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON (the same as OUT/results.json)."),
 ) -> int:
     """Fine-tune MODEL under its current head and the suggested one (and a sweep), same seeds, and compare mIoU."""
@@ -125,7 +127,7 @@ def validate(
         repeats=repeats, seed=seed, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer.lower(),
         device=device, precision=precision.lower(), channels_last=channels_last, num_classes=num_classes,
         ignore_index=ignore_index, eval_mode=eval_mode.lower(), scale_range=(low, high), num_workers=workers,
-        checkpoint_every=checkpoint_every,
+        checkpoint_every=checkpoint_every, threads=threads,
     )
     main_process = int(os.environ.get("RANK", "0")) == 0
     reporter = RichReporter(stderr) if main_process else None

@@ -34,6 +34,7 @@ import numpy as np
 from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import DataError, InputError, ModelLoadError
 from atrous_advisor.report import format as fmt
+from atrous_advisor.runtime import resolve_device, set_cpu_threads
 from atrous_advisor.usercode import user_code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -136,28 +137,6 @@ class ErfAccumulation:
     @property
     def images_per_second(self) -> float:
         return self.images / self.seconds if self.seconds > 0 else float("inf")
-
-
-def resolve_device(requested: str = "auto") -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; an explicit CUDA device must exist."""
-    import torch
-
-    requested = (requested or "auto").strip().lower()
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cpu":
-        return "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {requested}: no CUDA device is available here (use --device cpu)")
-        try:
-            index = torch.device(requested).index
-        except RuntimeError as exc:
-            raise InputError(f"--device {requested}: {exc}") from None
-        if index is not None and index >= torch.cuda.device_count():
-            raise InputError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) here")
-        return requested
-    raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N")
 
 
 def centre_pixel(output_size: IntPair, input_size: IntPair) -> tuple[IntPair, FloatPair]:
@@ -788,6 +767,7 @@ def run_erf(
     kwargs: Optional[dict] = None,
     batch_size: int = 8,
     device: str = "auto",
+    threads: Optional[int] = None,
     log: bool = False,
     compare: bool = False,
     force: bool = False,
@@ -818,7 +798,9 @@ def run_erf(
 
     from atrous_advisor.graph.loading import load_model
 
-    device = resolve_device(device)
+    resolved = resolve_device(device)
+    set_cpu_threads(threads, resolved.type)
+    device = str(resolved)
     warnings: list[str] = []
 
     torch.manual_seed(seed)  # a randomly initialised model is then the same model on every run

@@ -32,6 +32,7 @@ from atrous_advisor.usercode import user_code
 from atrous_advisor.train.data import SegmentationDataset, check_labels, discover, infer_num_classes
 from atrous_advisor.train.surgery import apply_rates, apply_scales
 from atrous_advisor.report import format as fmt
+from atrous_advisor.runtime import resolve_device, set_cpu_threads
 
 IntPair = tuple[int, int]
 
@@ -217,6 +218,7 @@ class ValidateRequest:
     scale_range: tuple[float, float] = (0.5, 2.0)
     num_workers: Optional[int] = None  # None: 4 on CUDA, 0 on CPU
     checkpoint_every: int = 200
+    threads: Optional[int] = None  # None: runtime.default_cpu_threads on CPU, torch's default on CUDA
 
     def check(self) -> None:
         for name in ("steps", "batch_size", "repeats"):
@@ -237,27 +239,6 @@ class ValidateRequest:
             raise InputError(f"--checkpoint-every {self.checkpoint_every}: must be 0 (none) or a number of steps")
         if self.num_classes is not None and self.num_classes < 1:
             raise InputError(f"--num-classes {self.num_classes}: must be at least 1")
-
-
-def select_device(requested: str, ctx: loop.Distributed) -> torch.device:
-    """``auto``: CUDA when available, else CPU. Under torchrun each process takes GPU ``LOCAL_RANK``."""
-    name = requested.strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {requested}: CUDA is not available on this machine (torch {torch.__version__})")
-        index = ctx.local_rank if ctx.enabled else (device.index or 0)
-        if index >= torch.cuda.device_count():
-            raise InputError(f"--device {requested}: only {torch.cuda.device_count()} GPU(s) visible")
-        return torch.device("cuda", index)
-    if device.type != "cpu":
-        raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N")
-    return device
 
 
 def device_name(device: torch.device) -> str:
@@ -444,7 +425,8 @@ class _Job:
         request.check()
         self.request, self.reporter = request, reporter
         self.ctx = loop.distributed_from_env()
-        self.device = select_device(request.device, self.ctx)
+        self.device = resolve_device(request.device, self.ctx.local_rank if self.ctx.enabled else None)
+        set_cpu_threads(request.threads, self.device.type, self.ctx.world_size if self.ctx.enabled else 1)
         loop.init_distributed(self.ctx, self.device)
         self.notes: list[str] = []
 
