@@ -36,7 +36,8 @@ def _one_placeholder_style(params: Sequence[Any]) -> None:
         if isinstance(param, TyperArgument):
             if param.metavar is None:
                 param.metavar = param.name.upper()
-            param.display_type_rich = lambda ctx: None  # the name says it; no "<str>" beside it
+            # the name says it; no "<str>" beside it (typer has no setting for this, so the instance's method)
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
         elif param.metavar is None:
             param.metavar = "" if getattr(param, "is_flag", False) else param.name.upper().replace("_", "-")
 
@@ -55,7 +56,9 @@ class AdvisorGroup(TyperGroup):
             _one_placeholder_style([*command.params, command.get_help_option(ctx)])
         return command
 
-    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None, **extra: Any) -> Any:
+    def main(  # type: ignore[override]  # standalone_mode is always False: errors are mapped here
+        self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None, **extra: Any
+    ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         # --debug is accepted anywhere on the line, not only before the command name.
         debug = "--debug" in argv

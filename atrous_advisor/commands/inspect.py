@@ -153,7 +153,7 @@ def inspect(
     else:
         render_inspect(report, stdout, layers=layers)
         stdout.file.flush()
-        shown = {f"{h.name}: {h.verdict}" for h in [*report.aspp, *report.ppm]}
+        shown = {f"{h.name}: {h.verdict}" for h in report.aspp} | {f"{p.name}: {p.verdict}" for p in report.ppm}
         for message in report.warnings:
             if message not in shown:  # head verdicts are already in the summary
                 warn(message)

@@ -12,6 +12,9 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
 
 from atrous_advisor.commands._common import emit_json, stderr, stdout
 from atrous_advisor.commands.inspect import parse_kwargs
@@ -27,25 +30,25 @@ class RichReporter:
     so that a log file or a killed job keeps what happened."""
 
     def __init__(self, console: Console) -> None:
-        from rich.progress import (
-            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
-        )
-
         self.console = console
-        self.live = console.is_terminal
-        self.progress = Progress(
+        # A live display only on a terminal; ``progress`` is None otherwise and progress is logged as lines.
+        self.progress: Optional[Progress] = Progress(
             TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, transient=False,
-        ) if self.live else None
-        self.overall = self.current = None
+        ) if console.is_terminal else None
+        self.overall = self.current = TaskID(0)
         self.steps = self.done = 0
 
+    @property
+    def live(self) -> bool:
+        return self.progress is not None
+
     def _log(self, text: str) -> None:
-        (self.progress.console if self.live else self.console).print(text, highlight=False)
+        (self.progress.console if self.progress is not None else self.console).print(text, highlight=False)
 
     def plan(self, run_ids, steps):
         self.steps = steps
-        if self.live:
+        if self.progress is not None:
             self.progress.start()
             self.overall = self.progress.add_task("all runs", total=len(run_ids) * steps, info="")
         else:
@@ -53,36 +56,36 @@ class RichReporter:
 
     def skip(self, run_id, run: RunResult):
         self._log(f"skipping {run_id}: finished earlier (mIoU {run.miou:.4f})")
-        if self.live:
+        if self.progress is not None:
             self.progress.advance(self.overall, self.steps)
 
     def start(self, run_id):
         self.done = 0
-        if self.live:
+        if self.progress is not None:
             self.current = self.progress.add_task(run_id, total=self.steps, info="")
         else:
             self._log(f"training {run_id}")
 
     def step(self, run_id, step, loss):
-        if self.live:
+        if self.progress is not None:
             self.progress.update(self.current, completed=step, info=f"loss {loss:.4f}")
             self.progress.advance(self.overall, step - self.done)
         self.done = step
 
     def evaluating(self, run_id):
-        if self.live:
+        if self.progress is not None:
             self.progress.update(self.current, info="evaluating")
 
     def finish(self, run_id, run: RunResult):
         resumed = f", resumed at step {run.resumed_from_step}" if run.resumed_from_step else ""
-        if self.live:
+        if self.progress is not None:
             self.progress.update(self.current, info=f"mIoU {run.miou:.4f}{resumed}")
         else:
             self._log(f"finished {run_id}: mIoU {run.miou:.4f}, {run.images_per_second:.1f} images/s, "
                       f"{run.train_seconds:.0f} s{resumed}")
 
     def close(self):
-        if self.live:
+        if self.progress is not None:
             self.progress.stop()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.table import Table
@@ -23,8 +24,11 @@ def render_validate(report: ValidateReport, out: Path, console: Console) -> None
                         + (f" × {report.world_size} processes" if report.world_size > 1 else ""),
                   header_style="bold")
     scales = all(v.rates is None for v in report.variants)
-    for column, justify in (("variant", "left"), ("scales" if scales else "rates", "left"), ("mIoU", "right"),
-                            ("Δ vs current", "right"), ("images/s", "right"), ("", "left")):
+    columns: list[tuple[str, Literal["left", "right"]]] = [
+        ("variant", "left"), ("scales" if scales else "rates", "left"), ("mIoU", "right"),
+        ("Δ vs current", "right"), ("images/s", "right"), ("", "left"),
+    ]
+    for column, justify in columns:
         table.add_column(column, justify=justify)
     current = next((v for v in report.variants if v.name == "current"), None)
     for v in report.variants:

@@ -27,7 +27,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Optional, Sequence, cast
 
 import numpy as np
 
@@ -203,6 +203,7 @@ def accumulate_erf(
                 if output_size is None:
                     output_size = (int(out.shape[-2]), int(out.shape[-1]))
                     centre_index, centre_position = centre_pixel(output_size, input_size)
+                assert centre_index is not None  # set with output_size by the first batch
                 cy, cx = centre_index
                 # Σ over the batch and the classes of the centre outputs: each image's input gradient is its own.
                 try:
@@ -488,8 +489,10 @@ def fit_gaussian(erf: np.ndarray, centre: Sequence[float], max_points: int = 655
     step = max(1, int(math.ceil(math.sqrt(erf.size / max_points))))
     ys = np.arange(0, erf.shape[0], step, dtype=np.float64)
     xs = np.arange(0, erf.shape[1], step, dtype=np.float64)
+    grid_y: np.ndarray
+    grid_x: np.ndarray
     grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
-    values = erf[::step, ::step].astype(np.float64)
+    values: np.ndarray = erf[::step, ::step].astype(np.float64)
     scale = float(values.max()) or 1.0
 
     def gaussian(coords, amplitude, y0, x0, sigma_y, sigma_x, offset):
@@ -562,7 +565,7 @@ def render_erf_png(panels: Sequence[ErfPanel], path: Path, log: bool = False, dp
             positive = erf[erf > 0]
             floor = max(float(positive.min()), top * 1e-6)
             shown = np.where(erf > floor, erf, floor)
-            norm = LogNorm(vmin=floor, vmax=top)
+            norm: Normalize = LogNorm(vmin=floor, vmax=top)
         else:
             shown, norm = erf, Normalize(vmin=0.0, vmax=top if top > 0 else 1.0)
         image = ax.imshow(shown, cmap="magma", norm=norm, extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="nearest")
@@ -678,7 +681,7 @@ def _open_dataset(data: Path, crop: IntPair):
 
 
 def _measurement(
-    name: str,
+    name: Literal["current", "suggested"],
     acc: ErfAccumulation,
     star: Optional[StarPrediction],
     stride: IntPair,
@@ -702,16 +705,16 @@ def _measurement(
         name=name,
         rates=list(star.rates) if star is not None else None,
         predicted_span=predicted,
-        measured_span=_rounded(measured.span, 2),
-        span_ratio=_rounded(ratio, 4),
+        measured_span=_rounded_pair(measured.span, 2),
+        span_ratio=_rounded_pair(ratio, 4),
         blobs=Blobs(rows=_rounded(measured.rows.positions, 2), cols=_rounded(measured.cols.positions, 2)),
         measured_extent=extent.size if extent else None,
         extent_box=extent.box if extent else None,
         extent_threshold=extent_threshold,
         taps_outside_crop=outside,
-        gaussian=Gaussian(centre=_rounded(fit.centre, 2), centre_shift=_rounded(fit.centre_shift, 2),
-                          sigma=_rounded(fit.sigma, 2), method=fit.method,
-                          moment_sigma=_rounded(fit.moment_sigma, 2))
+        gaussian=Gaussian(centre=_rounded_floats(fit.centre, 2), centre_shift=_rounded_floats(fit.centre_shift, 2),
+                          sigma=_rounded_floats(fit.sigma, 2), method=cast(Literal["curve_fit", "moments"], fit.method),
+                          moment_sigma=_rounded_floats(fit.moment_sigma, 2))
         if fit
         else None,
         npy=str(npy),
@@ -739,6 +742,16 @@ def _as_list(notes) -> list[str]:
 
 def _rounded(values, digits: int) -> list:
     return [None if v is None else round(float(v), digits) for v in values]
+
+
+def _rounded_pair(values, digits: int) -> tuple[Optional[float], Optional[float]]:
+    h, w = _rounded(values, digits)
+    return (h, w)
+
+
+def _rounded_floats(values, digits: int) -> tuple[float, float]:
+    h, w = values
+    return (round(float(h), digits), round(float(w), digits))
 
 
 def _panel_notes(m) -> list[str]:
@@ -856,6 +869,7 @@ def run_erf(
             torch.cuda.empty_cache()
         acc_s = measure(suggested_model, "suggested")
         seconds, total_images = seconds + acc_s.seconds, total_images + acc_s.images
+        assert suggested_rates is not None  # set with suggested_model
         star_s = predict_star(suggested_rates, head.stride, _star_centre_of(acc_s, head.stride))
         _atomic_save_npy(paths["suggested"], acc_s.erf.astype(np.float32))
         suggested, peaks_s = _measurement("suggested", acc_s, star_s, stride, paths["suggested"], extent_threshold)

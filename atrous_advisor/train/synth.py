@@ -123,7 +123,7 @@ def render(spec: SynthSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
     """One (image HWC uint8, mask HW uint8) pair."""
     size = spec.size
     image = rng.integers(70, 140, size=(size, size, 3), dtype=np.int64)  # textured background
-    mask = np.zeros((size, size), dtype=np.uint8)
+    mask: np.ndarray = np.zeros((size, size), dtype=np.uint8)
     low, high = spec.objects_per_image
     wanted = int(rng.integers(low, high + 1))
     placed: list[_Placed] = []

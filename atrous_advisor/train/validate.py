@@ -19,13 +19,13 @@ import platform
 import statistics
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Literal, Optional, Protocol, Sequence, cast
 
 import torch
 
 from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import AdvisorError, DataError, InputError, ModelLoadError
-from atrous_advisor.geometry import DEFAULT_BRANCHES, suggest_scales, suggested_rates
+from atrous_advisor.geometry import DEFAULT_BRANCHES, effective_base_rate, suggest_scales, suggested_rates
 from atrous_advisor.report.validate_models import HeadVariant, RunResult, ValidateReport, VariantResult
 from atrous_advisor.train import loop
 from atrous_advisor.usercode import user_code
@@ -79,7 +79,7 @@ def _stride(head) -> IntPair:
 def _capped_scales(scales: Sequence[int], crop: IntPair, fmap: IntPair) -> list[int]:
     """``suggest_scales`` keeps a set of distinct scales; the weights fix the number of branches, so each
     branch keeps its scale capped at the largest suggested one (duplicates allowed)."""
-    cap = max(suggest_scales(scales, crop, fmap=tuple(fmap)))
+    cap = max(suggest_scales(scales, crop, fmap=(fmap[0], fmap[1])))
     return [min(int(s), cap) for s in scales]
 
 
@@ -138,8 +138,10 @@ def apply_variant(model: torch.nn.Module, heads: Sequence, variant: Variant) -> 
     for setting in variant.heads:
         head = by_name[setting.head]
         if setting.kind == "aspp":
+            assert setting.rates is not None  # an ASPP setting carries rates, a PPM one scales
             apply_rates(model, head, setting.rates)
         else:
+            assert setting.scales is not None
             apply_scales(model, head, setting.scales)
 
 
@@ -324,15 +326,17 @@ def plot_png(report: ValidateReport) -> bytes:
     done = [v for v in report.variants if v.miou is not None]
     fig = Figure(figsize=(6, 4), dpi=120)
     ax = fig.add_subplot()
-    if done and all(v.base_rate is not None for v in done):
-        ordered = sorted(done, key=lambda v: v.base_rate[0])
-        xs = [v.base_rate[0] for v in ordered]
+    rated = [(v.base_rate, v) for v in done if v.base_rate is not None]
+    if done and len(rated) == len(done):
+        rated.sort(key=lambda pair: pair[0][0])
+        ordered = [v for _, v in rated]
+        xs = [base[0] for base, _ in rated]
         ax.errorbar(xs, [v.miou for v in ordered], yerr=[v.miou_std or 0.0 for v in ordered], marker="o", capsize=3)
         for x, v in zip(xs, ordered):
             label = "/".join((v.name, *v.also)) if v.name in ("current", "suggested") or any(a in ("current", "suggested") for a in v.also) else None
             if label:
                 ax.annotate(label, (x, v.miou), textcoords="offset points", xytext=(4, 6), fontsize=8)
-        ax.set_xlabel("base rate r (branches r, 2r, 3r, …)" + ("" if all(v.base_rate[0] == v.base_rate[1] for v in done) else ", height axis"))
+        ax.set_xlabel("base rate r (branches r, 2r, 3r, …)" + ("" if all(base[0] == base[1] for base, _ in rated) else ", height axis"))
     else:
         names = ["/".join((v.name, *v.also)) + (f"\n{','.join(map(str, v.scales))}" if v.scales else "") for v in done]
         ax.bar(range(len(done)), [v.miou for v in done], yerr=[v.miou_std or 0.0 for v in done], capsize=3)
@@ -387,9 +391,8 @@ def _variant_result(variant: Variant, runs: list[RunResult], request: ValidateRe
     first_aspp = next((h for h in variant.heads if h.kind == "aspp"), None)
     first_ppm = next((h for h in variant.heads if h.kind == "ppm"), None)
     base = None
-    if first_aspp is not None:
-        n = len(first_aspp.rates)
-        base = (max(r[0] for r in first_aspp.rates) / n, max(r[1] for r in first_aspp.rates) / n)
+    if first_aspp is not None and first_aspp.rates:
+        base = effective_base_rate(first_aspp.rates)
     mious = [r.miou for r in runs]
     per_class: list[Optional[float]] = []
     if runs:
@@ -458,8 +461,9 @@ class _Job:
                 f"pass --kwargs '{{\"num_classes\": {self.num_classes}}}' (or your model's own argument)"
             )
         self._load_model = load_model
-        self.weights = read_weights(request.weights) if request.weights else None
-        if self.weights is not None:  # refused now, not after the first run has started
+        self.weights = None
+        if request.weights is not None:  # refused now, not after the first run has started
+            self.weights = read_weights(request.weights)
             check_fit(described.model, self.weights, request.weights)
         if len(self.train_files.samples) // self.ctx.world_size < request.batch_size:
             raise DataError(
@@ -472,9 +476,10 @@ class _Job:
         self.settings = loop.TrainSettings(
             steps=request.steps, batch_size=request.batch_size,
             lr=request.lr if request.lr is not None else (0.01 if request.optimizer == "sgd" else 1e-4),
-            optimizer=request.optimizer, precision=precision,
+            # the strings were checked by ValidateRequest.check against exactly these literals
+            optimizer=cast(Literal["sgd", "adamw"], request.optimizer), precision=cast(loop.Precision, precision),
             channels_last=cuda if request.channels_last is None else request.channels_last,
-            eval_mode=request.eval_mode, crop=request.crop, num_classes=self.num_classes,
+            eval_mode=cast(Literal["whole", "slide"], request.eval_mode), crop=request.crop, num_classes=self.num_classes,
             ignore_index=request.ignore_index,
             num_workers=request.num_workers if request.num_workers is not None else (4 if cuda else 0),
             checkpoint_every=request.checkpoint_every,
@@ -512,12 +517,12 @@ class _Job:
     def build(self, variant: Variant, seed: int) -> torch.nn.Module:
         loop.seed_everything(seed)  # same seed → same initialisation under every variant
         model = self._load_model(self.request.model, self.request.kwargs, device="cpu").model
-        if self.weights is not None:
+        if self.weights is not None and self.request.weights is not None:
             load_weights(model, self.weights, self.request.weights)
         apply_variant(model, self.heads, variant)
         return model.to(self.device)
 
-    def run(self, variant: Variant, seed: int, checkpoint: Path, on_step: Callable[[int, float], None]) -> RunResult:
+    def run(self, variant: Variant, seed: int, checkpoint: Path, on_step: Optional[Callable[[int, float], None]]) -> RunResult:
         run_id = _run_id(variant, seed)
         fingerprint = _fingerprint(self.common, variant)
         model = self.build(variant, seed)
@@ -593,7 +598,7 @@ def largest_fitting_batch(try_batch: Callable[[int], None], failed: int) -> Opti
 
 def _best(variants: Sequence[VariantResult]) -> Optional[str]:
     """The variant with the highest mean mIoU; None when that top score is shared (nothing to choose)."""
-    ranked = sorted(variants, key=lambda v: v.miou, reverse=True)
+    ranked = sorted(variants, key=lambda v: float("-inf") if v.miou is None else v.miou, reverse=True)
     if not ranked or (len(ranked) > 1 and ranked[0].miou == ranked[1].miou):
         return None
     return ranked[0].name
@@ -607,7 +612,7 @@ def build_report(job: _Job, finished: dict[str, RunResult]) -> ValidateReport:
     ]
     complete = [v for v in variants if v.complete and v.miou is not None]
     return ValidateReport(
-        model=request.model, data=str(request.data), layout=job.train_files.layout, crop=request.crop,
+        model=request.model, data=str(request.data), layout=cast(Literal["folders", "cityscapes"], job.train_files.layout), crop=request.crop,
         num_classes=job.num_classes, device=job.device.type, device_name=device_name(job.device),
         world_size=job.ctx.world_size, settings=job.public_settings(), variants=variants,
         best=_best(complete),
@@ -623,6 +628,13 @@ def write_outputs(report: ValidateReport, out: Path) -> None:
 
 
 @user_code()  # the model runs in here: it prints to stderr and cannot end the process
+def _step_reporter(reporter: Reporter, run_id: str) -> Callable[[int, float], None]:
+    def on_step(step: int, loss: float) -> None:
+        reporter.step(run_id, step, loss)
+
+    return on_step
+
+
 def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None) -> ValidateReport:
     """Train and evaluate every (variant, seed) not already finished in ``request.out``; return the report.
 
@@ -659,7 +671,7 @@ def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None
         if ctx.is_main:
             reporter.start(run_id)
         checkpoint = checkpoints / f"{run_id}.pt"
-        result = job.run(variant, seed, checkpoint, on_step=(lambda step, loss, r=run_id: reporter.step(r, step, loss)) if ctx.is_main else None)
+        result = job.run(variant, seed, checkpoint, on_step=_step_reporter(reporter, run_id) if ctx.is_main else None)
         finished[run_id] = result
         if ctx.is_main:
             atomic_write_text(runs_dir / f"{run_id}.json", result.model_dump_json(indent=2) + "\n")
