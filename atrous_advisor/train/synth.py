@@ -147,7 +147,7 @@ def render(spec: SynthSpec, rng: np.random.Generator, distances: list[float] | N
     """One (image HWC uint8, mask HW uint8) pair; the object-cue distances placed are appended to ``distances``."""
     size = spec.size
     image = rng.integers(70, 140, size=(size, size, 3), dtype=np.int64)  # textured background
-    mask = np.zeros((size, size), dtype=np.uint8)
+    mask: np.ndarray = np.zeros((size, size), dtype=np.uint8)
     low, high = spec.objects_per_image
     wanted = int(rng.integers(low, high + 1))
     placed: list[_Placed] = []
