@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
 from atrous_advisor.errors import InputError, ModelLoadError
-from atrous_advisor.plan.budget import fmt_bytes, usable_bytes
+from atrous_advisor.plan.budget import usable_bytes
+from atrous_advisor.report import format as fmt
 from atrous_advisor.report.plan_models import MemoryBreakdown, PlanCandidate, PlanReport
 
 # Builder arguments that set a backbone's output stride: smp's encoders, and the common spelling elsewhere.
@@ -264,8 +265,8 @@ def plan_model(
         param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         if param_bytes > usable:
             raise InputError(
-                f"--memory {fmt_bytes(budget)}: leaves {fmt_bytes(usable)} for tensors after the safety margin, "
-                f"less than the parameters alone ({fmt_bytes(param_bytes)})"
+                f"--memory {fmt.size(budget)}: leaves {fmt.size(usable)} for tensors after the safety margin, "
+                f"less than the parameters alone ({fmt.size(param_bytes)})"
             )
         head = _find_head(model, crops[0])
         if requested is not None and head.stride is not None and head.stride != requested:

@@ -70,3 +70,12 @@ def si(n: Number) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return str(n)
+
+
+def size(n: float) -> str:
+    """``6.1 GiB``, ``812 MiB``: binary units, as nvidia-smi and PyTorch's allocator report them."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}" if abs(n) < 100 * scale else f"{n / scale:.0f} {unit}"
+    return f"{int(n)} B"
+

@@ -10,10 +10,10 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from atrous_advisor.report.models import FloatPair, IntPair, Result
+from atrous_advisor.report.base import FloatPair, IntPair, ResultModel
 
 
-class MemoryBreakdown(Result):
+class MemoryBreakdown(ResultModel):
     """Bytes live at the step's peak, by purpose (they sum to the candidate's ``peak_bytes``)."""
 
     parameters: int
@@ -23,7 +23,7 @@ class MemoryBreakdown(Result):
     temporary: int
 
 
-class PlanCandidate(Result):
+class PlanCandidate(ResultModel):
     crop: IntPair
     output_stride: Optional[int]  # None: not measurable from the graph (then no rates either)
     peak_bytes: int
@@ -36,7 +36,7 @@ class PlanCandidate(Result):
     suggested_scales: Optional[list[int]]
 
 
-class PlanReport(Result):
+class PlanReport(ResultModel):
     model: str
     memory_budget_bytes: int
     batch: int

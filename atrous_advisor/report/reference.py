@@ -29,6 +29,7 @@ RESULT_MODELS: tuple[tuple[str, str], ...] = (
     ("lint", "atrous_advisor.report.lint_models:LintReport"),
     ("validate", "atrous_advisor.report.validate_models:ValidateReport"),
     ("erf", "atrous_advisor.report.erf_models:ErfReport"),
+    ("plan", "atrous_advisor.report.plan_models:PlanReport"),
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reference"
