@@ -16,6 +16,7 @@ from rich.table import Table
 from atrous_advisor.commands._common import emit_json, stdout, warn
 from atrous_advisor.errors import InputError
 from atrous_advisor.geometry import parse_crop
+from atrous_advisor.report import format as fmt
 from atrous_advisor.report.inspect_models import InspectReport
 
 
@@ -80,7 +81,7 @@ def render_inspect(report: InspectReport, console: Console, layers: bool = False
         console.print(table)
         console.print(f"  FOV {_fmt(head.fov, ' px')} = {_fmt(tuple(round(r, 2) for r in head.fov_ratio))}× the crop; "
                       f"analytic field at the head {_fmt(head.head_field, ' px')}; "
-                      f"r* = {_fmt(tuple(round(r, 2) for r in head.optimal_base_rate))}")
+                      f"r* = {fmt.pair(head.optimal_base_rate, digits=2) if head.optimal_base_rate else 'unknown'}")
         mark = "[green]ok[/green]" if head.ok else "[red]problem[/red]"
         console.print(f"  {mark}: {head.verdict}")
         if head.fix:

@@ -248,6 +248,8 @@ def register(app: typer.Typer) -> None:
 
             run.errors.extend(crosscheck(run.results))
 
+        for skipped, kind in run.skipped:
+            sys.stderr.write(f"{display_path(skipped)}: note: skipped: {kind}, not a config file\n")
         if diff:
             return _print_diff(run, settings, unsafe_fixes)
         written = _write_fixes(run, settings, unsafe_fixes, fix_inherited) if fix else []

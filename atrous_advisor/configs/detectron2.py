@@ -15,6 +15,7 @@ from typing import Optional
 import yaml
 
 from atrous_advisor.errors import ConfigError
+from atrous_advisor.numbers import MAX_JSON_DIGITS
 from atrous_advisor.configs.chain import ChainLoader
 from atrous_advisor.configs.values import DictShape, Loc, Opaque, V, canonical
 
@@ -105,7 +106,9 @@ def _to_v(path: Path, loader: OpaqueTagLoader, node: yaml.Node, budget: Optional
         raise ConfigError(f"{path}: more than {_MAX_NODES} values once its YAML aliases are expanded")
     loc = _loc(path, node)
     if isinstance(node, yaml.ScalarNode):
-        if node.tag in _STANDARD:
+        if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_JSON_DIGITS:
+            value = Opaque(f"an integer of more than {MAX_JSON_DIGITS} digits is not read")
+        elif node.tag in _STANDARD:
             value = loader.construct_object(node, deep=True)
         else:
             value = Opaque(f"YAML tag {node.tag} is not evaluated")
@@ -150,6 +153,8 @@ def parse_yaml(path: Path, text: Optional[str] = None) -> YamlFile:
     try:
         node = loader.get_single_node()
         root = _to_v(path, loader, node) if node is not None else None
+    except RecursionError:
+        raise ConfigError(f"{path}: unreadable YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

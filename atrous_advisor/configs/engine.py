@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
 from atrous_advisor.configs.detectron2 import Detectron2Loader, looks_like_detectron2
-from atrous_advisor.configs.facts import ConfigFacts, Framework
+from atrous_advisor.configs.facts import ConfigFacts, Framework, drop_out_of_range
 from atrous_advisor.configs.mmseg import MMSegLoader
 from atrous_advisor.configs.resolve_detectron2 import resolve_detectron2
 from atrous_advisor.configs.resolve_mmseg import resolve_mmseg
@@ -56,6 +57,7 @@ class LintError:
 class LintRun:
     results: list[ConfigResult] = field(default_factory=list)
     errors: list[LintError] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # special files met while walking: (path, what)
 
     @property
     def diagnostic_count(self) -> int:
@@ -85,12 +87,30 @@ def _skip_dir(folder: str, name: str) -> bool:
     return os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))  # a virtualenv inside the tree
 
 
-def walk(root: Path, include_bases: bool = False, recursive: bool = True) -> Iterable[Path]:
+def special_file(path: Path) -> Optional[str]:
+    """What ``path`` is when it is not a regular file (a FIFO would block a read forever, /dev/zero never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device" if (
+        stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "not a regular file"
+
+
+def walk(root: Path, include_bases: bool = False, recursive: bool = True, skipped: Optional[list] = None) -> Iterable[Path]:
+    """Config-like files under ``root``; special files are never opened, only listed in ``skipped``."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if recursive and not _skip_dir(folder, d) and (include_bases or d != "_base_"))
         for name in sorted(files):
             if name.endswith((".py", ".yaml", ".yml", ".json")):
                 path = Path(folder) / name
+                kind = special_file(path)
+                if kind is not None:
+                    if skipped is not None and (path, kind) not in skipped:
+                        skipped.append((path, kind))
+                    continue
                 if include_bases or not is_base_file(path):
                     yield path
 
@@ -114,6 +134,7 @@ class Linter:
             facts = resolve_detectron2(path, self.detectron2.load(path), anchor)
         else:
             facts = resolve_smp(path, parse_smp(path, self.overrides.get(canonical(path))), anchor)
+        drop_out_of_range(facts)
         if facts.crop is None and self.settings.crop is not None:
             facts.crop, facts.crop_source = self.settings.crop, "settings"
         return facts
@@ -155,24 +176,46 @@ class Linter:
             return self.detectron2.parsed(path).bases
         return []
 
-    def ancestors(self, path: Path, framework: Framework, seen: Optional[set] = None) -> set[Path]:
-        seen = set() if seen is None else seen
-        for base in self.bases_of(path, framework):
-            if base not in seen:
-                seen.add(base)
-                if base.is_file():
-                    self.ancestors(base, framework, seen)
-        return seen
+    def inherits(self, path: Path, framework: Framework, changed: set[Path], memo: dict[Path, bool]) -> bool:
+        """Whether ``path`` inherits (transitively) from one of ``changed``.
 
-    def dependents(self, changed: list[Path], roots: list[tuple[Path, bool]]) -> tuple[list[Path], list[LintError]]:
+        A list, not recursion, since chains may be thousands of files deep; ``memo`` remembers the answer for
+        every file on the way, so a folder of such chains is read in linear time.
+        """
+        parent: dict[Path, Path] = {}
+        todo = [path]
+        found: Optional[Path] = None
+        while todo and found is None:
+            node = todo.pop()
+            for base in self.bases_of(node, framework):
+                if base in changed or memo.get(base):
+                    found = node
+                    break
+                if base not in parent and base != path and base not in memo:
+                    parent[base] = node
+                    if base.is_file():
+                        todo.append(base)
+        if found is None:
+            memo.update(dict.fromkeys(parent, False))
+        else:
+            while found != path:  # the files between `path` and the changed base inherit from it too
+                memo[found] = True
+                found = parent[found]
+        memo[path] = found is not None
+        return memo[path]
+
+    def dependents(
+        self, changed: list[Path], roots: list[tuple[Path, bool]], skipped: Optional[list] = None
+    ) -> tuple[list[Path], list[LintError]]:
         """Configs under ``roots`` (folder, recursive) that inherit (transitively) from one of ``changed``."""
         changed_set = {canonical(p) for p in changed}
         names = {p.name for p in changed_set}
         found: list[Path] = []
         errors: list[LintError] = []
         seen: set[Path] = set()
+        memo: dict[Path, bool] = {}
         for root, recursive in roots:
-            for candidate in walk(root, include_bases=True, recursive=recursive):
+            for candidate in walk(root, include_bases=True, recursive=recursive, skipped=skipped):
                 key = canonical(candidate)
                 if key in seen or key in changed_set:
                     continue
@@ -188,7 +231,7 @@ class Linter:
                 if not any(n in text for n in names) and "_base_" not in text.lower():
                     continue
                 try:
-                    if self.ancestors(candidate, framework) & changed_set:
+                    if self.inherits(key, framework, changed_set, memo):
                         found.append(candidate)
                 except ConfigError as exc:
                     if any(n in text for n in names):
@@ -217,7 +260,7 @@ def lint_paths(
     for path in paths:
         if path.is_dir():
             search_roots.append((path, True))
-            configs = [add(found, True) for found in walk(path)]
+            configs = [add(found, True) for found in walk(path, skipped=run.skipped)]
             if not any(configs):  # a wrong folder in CI must not pass as "all checks passed"
                 run.errors.append(LintError(path, f"{path}: no configs found in this folder"))
         elif path.is_file():
@@ -239,6 +282,8 @@ def lint_paths(
                     except OSError as exc:
                         run.errors.append(LintError(path, f"{path}: cannot read: {exc.strerror}"))
                 search_roots.append((path.parent, False))
+        elif special_file(path):
+            run.errors.append(LintError(path, f"{path}: {special_file(path)}, not a config file; not opened"))
         else:
             run.errors.append(LintError(path, f"{path}: no such file or directory"))
     if named:
@@ -246,7 +291,9 @@ def lint_paths(
         pruned = [r for i, r in enumerate(recursive) if not any(r.is_relative_to(o) for o in recursive[:i])]
         flat = {canonical(r) for r, rec in search_roots if not rec} - set(pruned)
         flat = {r for r in flat if not any(r.is_relative_to(o) for o in pruned)}
-        dependents, errors = linter.dependents(named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)])
+        dependents, errors = linter.dependents(
+            named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)], skipped=run.skipped
+        )
         run.errors.extend(errors)
         for path in dependents:
             if not is_base_file(path):
@@ -255,7 +302,8 @@ def lint_paths(
         try:
             run.results.append(linter.lint_config(path, framework, writable))
         except ConfigError as exc:
-            run.errors.append(LintError(path, str(exc)))
+            if not any(e.message == str(exc) for e in run.errors):  # a cycle is one error, whichever file met it
+                run.errors.append(LintError(path, str(exc)))
         except RecursionError:
             run.errors.append(LintError(path, f"{path}: nested too deeply to evaluate"))
         except Exception as exc:  # a bug in a reader or rule must not stop the other files being linted

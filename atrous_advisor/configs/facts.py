@@ -142,3 +142,56 @@ def positive_ints(value: Any) -> Optional[tuple[int, ...]]:
     ):
         return tuple(value)
     return None
+
+
+def drop_out_of_range(facts: ConfigFacts) -> None:
+    """Facts whose numbers are outside the documented caps (a stride of 0, a rate of −12, a crop of 10**400)
+    become AA001 on the line that set them, instead of reaching the rules' arithmetic. One place for every
+    framework's resolver."""
+    from atrous_advisor.numbers import CROP, RATE, SCALE, STRIDE, int_problem, shown
+
+    def problem(values: Any, cap) -> Optional[str]:
+        flat = [x for v in values for x in (v if isinstance(v, (tuple, list)) else (v,))]
+        for x in flat:
+            why = int_problem(x, cap)
+            if why:
+                return f"{shown(x)}: expected {cap.describe()}"
+        return None
+
+    def refuse(what: str, loc: Loc, why: str) -> None:
+        if not any(u.loc == loc for u in facts.unresolved):  # one bad stride is one finding, not one per stage
+            facts.unresolved.append(Unresolved(what, loc, why))
+
+    if facts.crop is not None and (why := problem(facts.crop, CROP)):
+        refuse("the training crop", facts.crop_loc or facts.anchor, why)
+        facts.crop = None
+    facts.believed = [b for b in facts.believed if problem(b.crop, CROP) is None]
+    if facts.output_stride is not None and problem((facts.output_stride,), STRIDE):
+        facts.output_stride = None  # the head that set it says why below
+    if facts.aspp is not None:
+        if why := problem(facts.aspp.rates, RATE):
+            refuse(f"{facts.aspp.head} rates", facts.aspp.loc, why)
+            facts.aspp = None
+        elif why := problem((facts.aspp.stride,), STRIDE):
+            refuse("output stride", facts.aspp.stride_loc, why)
+            facts.aspp = None
+    if facts.ppm is not None:
+        if why := problem(facts.ppm.scales, SCALE):
+            refuse(f"{facts.ppm.head} pool scales", facts.ppm.loc, why)
+            facts.ppm = None
+        elif why := problem((facts.ppm.stride,), STRIDE):
+            refuse("output stride", facts.ppm.stride_loc, why)
+            facts.ppm = None
+    kept = []
+    for conv in facts.dilated_convs:
+        why = problem((conv.rate,), RATE) or problem((conv.stride,), STRIDE)
+        if why:
+            refuse(f"{conv.head} dilation", conv.loc, why)
+        else:
+            kept.append(conv)
+    facts.dilated_convs = kept
+    if facts.declared_stride is not None and (why := problem((facts.declared_stride.value,), STRIDE)):
+        refuse(facts.declared_stride.key, facts.declared_stride.loc, why)
+        facts.declared_stride = None
+    if facts.divisibility is not None and problem((facts.divisibility.divisor,), CROP):
+        facts.divisibility = None

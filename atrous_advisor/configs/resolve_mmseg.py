@@ -194,7 +194,7 @@ class _Resolver:
     def unet_params(self, backbone: V) -> Optional[tuple[int, tuple, tuple]]:
         num = backbone.get("num_stages")
         num_stages = plain(num) if num is not None else 5
-        if type(num_stages) is not int:
+        if type(num_stages) is not int or not 1 <= num_stages <= 64:
             self.unresolved("UNet.num_stages", num)
             return None
         strides = self.int_tuple(backbone, "strides", (1,) * num_stages, "UNet.strides")
@@ -203,6 +203,13 @@ class _Resolver:
         if strides is None or not isinstance(downsamples, (list, tuple)) or find_opaque(downs):
             if downs is not None and find_opaque(downs):
                 self.unresolved("UNet.downsamples", downs)
+            return None
+        if len(strides) != num_stages or len(downsamples) != num_stages - 1:  # mmseg's UNet asserts these
+            self.facts.unresolved.append(Unresolved(
+                "UNet stages", backbone.loc,
+                f"num_stages={num_stages} needs {num_stages} strides and {num_stages - 1} downsamples, "
+                f"got {len(strides)} and {len(downsamples)}",
+            ))
             return None
         return num_stages, strides, tuple(downsamples)
 
@@ -227,6 +234,9 @@ class _Resolver:
                 self.unresolved("JPU levels", neck)
                 return None
             stop = len(inputs) if end == -1 else end
+            if not 0 <= start < len(inputs):
+                self.facts.unresolved.append(Unresolved("JPU levels", neck.loc, f"start_level {start} has no input"))
+                return None
             return inputs[start : stop - 1] + [inputs[start]], neck.loc
         if kind == "FPN":
             return inputs, loc

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Optional
 
 from atrous_advisor.errors import InputError
+from atrous_advisor.geometry import AsppAssessment, analyse_ppm, assess_aspp, assess_branch
 from atrous_advisor.usercode import user_code
-from atrous_advisor.geometry import analyse_ppm, branch_info, fov, optimal_base_rate, single_int_rate, suggested_rates
 from atrous_advisor.geometry.fields import AxisField, as_number
 from atrous_advisor.graph.heads import CONV_KINDS, HeadSite, heads_of
+from atrous_advisor.report import format as fmt
 from atrous_advisor.report.inspect_models import (
     AsppHead,
     FcnHead,
@@ -33,20 +34,10 @@ _LAYER_OPS = CONV_KINDS | {
     "aten.mul", "aten.mul_", "aten.constant_pad_nd", "aten.slice",
 }
 _WINDOW_OPS = CONV_KINDS | {"aten.conv_transpose2d", "aten.max_pool2d", "aten.max_pool2d_with_indices", "aten.avg_pool2d"}
-_MARGIN = 32
 
 
 def _pair_of(axes: tuple[AxisField, AxisField], attr: str):
     return tuple(as_number(getattr(a, attr)) for a in axes)
-
-
-def _fmt(value) -> str:
-    h, w = value
-    return f"{h:g}" if h == w else f"{h:g}×{w:g}"
-
-
-def _rates_text(rates) -> str:
-    return "(" + ", ".join(_fmt(r) for r in rates) + ")"
 
 
 def _framework(model) -> str:
@@ -74,56 +65,54 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
     return f"set {pairs}"
 
 
-def _single_int_fix(framework: str, site: HeadSite, optimal: tuple[float, float], n: int) -> str:
-    """Frameworks that take one int per branch: the geometric mean of the per-axis optima (as `rate` does)."""
-    base = single_int_rate(optimal)
-    rates = [(k * base, k * base) for k in range(1, n + 1)]
+def _single_int_fix(framework: str, site: HeadSite, single: list[int]) -> str:
+    """Frameworks that take one int per branch: the assessment's one-int rates (as `rate` prints them)."""
+    rates = [(r, r) for r in single]
     if rates == list(site.rates):
-        return f"with one int per branch, the current rates {_rates_text(rates)} are already the closest"
+        return f"with one int per branch, the current rates {fmt.rates(rates)} are already the closest"
     return f"one int per branch: {_rate_fix(framework, site, rates)}"
+
+
+def _aspp_problems(a: AsppAssessment) -> list[str]:
+    """What is wrong with the head, in the order a reader should fix it."""
+    problems = []
+    if a.degenerate_rates:
+        bad = a.degenerate_rates
+        problems.append(
+            f"rate{'s' if len(bad) > 1 else ''} {fmt.rates(bad)} ≥ the {fmt.crop(a.feature_map)} feature map: "
+            "only the centre tap reads data, the branch is a 1×1 conv"
+        )
+    if a.padding_rates:
+        worst = max(b.padding_fraction for b in a.branches if b.reads_padding)
+        problems.append(f"up to {fmt.percent(worst)} of the dilated taps read zero padding")
+    # A FOV off the crop is the same fact as a base rate off r*: it is reported from the tolerance check.
+    if a.offset is not None and "high" in a.offset:
+        problems.append(f"FOV {fmt.px(a.fov)} is {max(a.fov_ratio):.1f}× the {fmt.crop(a.crop)} crop")
+    elif a.offset is not None and "low" in a.offset:
+        problems.append(f"FOV {fmt.px(a.fov)} covers only {fmt.percent(min(a.fov_ratio))} of the {fmt.crop(a.crop)} crop")
+    return problems
 
 
 def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: str) -> AsppHead:
     n = len(site.rates)
     stride = site.stride
-    branches = [branch_info(r, site.feature_map) for r in site.rates]
-    largest = (max(r[0] for r in site.rates), max(r[1] for r in site.rates))
-    span = fov(largest, stride, _MARGIN)
-    ratio = (span[0] / crop[0], span[1] / crop[1])
-    if min(crop) > _MARGIN:
-        optimal = optimal_base_rate(crop, stride, n, _MARGIN)
-        suggested = suggested_rates(crop, stride, n, _MARGIN)
+    a = assess_aspp(site.rates, crop, stride, feature_map=site.feature_map)
+    rates_are = f"rates {fmt.rates(site.rates)} at output stride {fmt.pair(stride)} on a {fmt.crop(site.feature_map)} map"
+    fix = None
+    if a.ok:
+        verdict = f"{rates_are}: fit the {fmt.crop(crop)} crop (FOV {fmt.px(a.fov)})"
+    elif a.optimal_base_rate is None:
+        verdict = f"{rates_are}: " + "; ".join([*_aspp_problems(a), f"unknown whether they fit: {a.reason}"])
     else:
-        optimal, suggested = (1.0, 1.0), [(k, k) for k in range(1, n + 1)]
-    effective = (largest[0] / n, largest[1] / n)
-    within = all(abs(e - o) <= max(1.0, 0.15 * o) for e, o in zip(effective, optimal))
-    degenerate = [b.degenerate for b in branches]
-    problems = []
-    if any(degenerate):
-        bad = [site.rates[i] for i, d in enumerate(degenerate) if d]
-        problems.append(
-            f"rate{'s' if len(bad) > 1 else ''} {_rates_text(bad)} ≥ the {_fmt(site.feature_map)} feature map: "
-            "only the centre tap reads data, the branch is a 1×1 conv"
+        verdict = f"{rates_are}: " + ("; ".join(_aspp_problems(a)) or "base rate off the optimum") + (
+            f" — r* = {fmt.pair(a.optimal_base_rate, digits=2)}"
         )
-    worst = max(b.padding_fraction for b in branches)
-    if worst > 0.25:
-        problems.append(f"up to {worst:.0%} of the dilated taps read zero padding")
-    if max(ratio) > 1.15:
-        problems.append(f"FOV {_fmt(span)} px is {max(ratio):.1f}× the {_fmt(crop)} crop")
-    elif min(ratio) < 0.85:
-        problems.append(f"FOV {_fmt(span)} px covers only {min(ratio):.0%} of the {_fmt(crop)} crop")
-    ok = within and not any(degenerate)
-    rates_are = f"rates {_rates_text(site.rates)} at output stride {_fmt(stride)} on a {_fmt(site.feature_map)} map"
-    if ok:
-        verdict = f"{rates_are}: fit the {_fmt(crop)} crop (FOV {_fmt(span)} px)"
-        fix = None
-    else:
-        verdict = f"{rates_are}: " + ("; ".join(problems) or "base rate off the optimum") + (
-            f" — r* = {_fmt(tuple(round(o, 2) for o in optimal))}"
-        )
-        fix = f"use rates {_rates_text(suggested)}: {_rate_fix(framework, site, suggested)}"
-        if any(h != w for h, w in suggested):
-            fix += f"; or {_single_int_fix(framework, site, optimal, n)}"
+        if a.verdict == "no_fit":
+            verdict += f"; {a.reason}"
+        if a.suggested_rates is not None and a.suggested_rates != a.rates:
+            fix = f"use rates {fmt.rates(a.suggested_rates)}: {_rate_fix(framework, site, a.suggested_rates)}"
+            if a.single_int_rates is not None:
+                fix += f"; or {_single_int_fix(framework, site, a.single_int_rates)}"
     return AsppHead(
         name=site.name,
         branch_modules=site.branch_modules,
@@ -132,15 +121,15 @@ def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: s
         stride=stride,
         image_pool=site.image_pool,
         head_field=head_field,
-        fov=span,
-        fov_ratio=ratio,
-        kernel_extent=[b.kernel_extent for b in branches],
-        coverage=[b.coverage for b in branches],
-        padding_fraction=[b.padding_fraction for b in branches],
-        degenerate=degenerate,
-        optimal_base_rate=optimal,
-        suggested_rates=suggested,
-        ok=ok,
+        fov=a.fov,
+        fov_ratio=a.fov_ratio,
+        kernel_extent=[b.info.kernel_extent for b in a.branches],
+        coverage=[b.info.coverage for b in a.branches],
+        padding_fraction=[b.padding_fraction for b in a.branches],
+        degenerate=[b.degenerate for b in a.branches],
+        optimal_base_rate=a.optimal_base_rate,
+        suggested_rates=a.suggested_rates,
+        ok=a.ok,
         verdict=verdict,
         fix=fix,
     )
@@ -157,14 +146,14 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
         finest = min(analysis.cells, key=lambda c: min(c.cell_pixels))
         problems.append(
             (f"scales {tuple(small)} make" if len(small) > 1 else f"scale {small[0]} makes") + f" cells below {analysis.min_cell} px "
-            f"(finest {_fmt(tuple(round(p) for p in finest.cell_pixels))} px)"
+            f"(finest {fmt.pair(finest.cell_pixels, digits=0)} px)"
         )
     if redundant:
         problems.append(
             (f"scales {tuple(redundant)} exceed" if len(redundant) > 1 else f"scale {redundant[0]} exceeds")
             + " the feature map"
         )
-    base = f"scales {tuple(site.scales)} on a {_fmt(site.feature_map)} map at stride {_fmt(site.stride)}"
+    base = f"scales {fmt.ints(site.scales)} on a {fmt.crop(site.feature_map)} map at stride {fmt.pair(site.stride)}"
     verdict = base + (": " + "; ".join(problems) if problems else ": cells fit the crop")
     fix = None
     if not ok:
@@ -195,16 +184,16 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
 
 def analyse_fcn(site: HeadSite) -> FcnHead:
     rate = site.rates[0]
-    info = branch_info(rate, site.feature_map)
-    ok = not info.degenerate and info.padding_fraction <= 0.25
-    verdict = f"dilation {_fmt(rate)} on a {_fmt(site.feature_map)} map: " + (
+    branch = assess_branch(rate, site.feature_map)
+    info = branch.info
+    verdict = f"dilation {fmt.pair(rate)} on a {fmt.crop(site.feature_map)} map: " + (
         "a 1×1 conv in effect (rate ≥ feature map)" if info.degenerate
-        else f"{info.padding_fraction:.0%} of taps read padding"
+        else f"{fmt.percent(info.padding_fraction)} of taps read padding"
     )
     return FcnHead(
         name=site.name, rate=rate, feature_map=site.feature_map, stride=site.stride,
         kernel_extent=info.kernel_extent, padding_fraction=info.padding_fraction,
-        degenerate=info.degenerate, ok=ok, verdict=verdict,
+        degenerate=info.degenerate, ok=not branch.flagged, verdict=verdict,
     )
 
 
@@ -242,7 +231,7 @@ def _misalignment(prop) -> str:
         if any(g.h.misaligned or g.w.misaligned for g in inputs):
             continue
         paths = "; ".join(
-            f"jump {_fmt(_pair_of(g.axes, 'jump'))} centre {_fmt(_pair_of(g.axes, 'start'))}"
+            f"jump {fmt.pair(_pair_of(g.axes, 'jump'))} centre {fmt.pair(_pair_of(g.axes, 'start'))}"
             for g in inputs if g.h.finite and not g.h.binned
         )
         where = node.module or "<root>"
@@ -366,9 +355,9 @@ def inspect_model(
         steps = (out.h.support.lattice_step, out.w.support.lattice_step)
         read = (out.h.support.count, out.w.support.count)
         span = (out.h.support.span, out.w.support.span)
-        lattice = f"; it reads every {_fmt(steps)} px" if max(steps) > 1 else ""
+        lattice = f"; it reads every {fmt.pair(steps)} px" if max(steps) > 1 else ""
         warnings.append(
-            f"gridding: the output's field has holes: it reads {_fmt(read)} of the {_fmt(span)} px it spans{lattice}"
+            f"gridding: the output's field has holes: it reads {fmt.pair(read)} of the {fmt.pair(span)} px it spans{lattice}"
         )
     if misaligned:
         warnings.append(_misalignment(prop))
@@ -381,7 +370,7 @@ def inspect_model(
         canvas = fieldmap.canvas_for(crop, (out.h.rf_max, out.w.rf_max))
         try:
             counts, _, _ = fieldmap.path_counts(model, canvas)
-            fieldmap.render(counts, crop, Path(field_map), f"{spec} — paths to the centre output (crop {_fmt(crop)})")
+            fieldmap.render(counts, crop, Path(field_map), f"{spec} — paths to the centre output (crop {fmt.crop(crop)})")
             map_path = str(field_map)
             if canvas != tuple(crop):
                 notes.append(f"field map drawn on a {canvas[0]}x{canvas[1]} canvas so the whole field fits")

@@ -39,14 +39,14 @@ class AsppHead(Result):
     stride: IntPair
     image_pool: bool
     head_field: MaybeNumPair  # analytic field at the head's merge, backbone included
-    fov: IntPair  # 2·d_max·s + 32 (docs/formulas.md §3)
+    fov: IntPair  # 2·d_max·s + margin (32; docs/formulas.md §3)
     fov_ratio: tuple[float, float]  # FOV / crop
     kernel_extent: list[IntPair]
     coverage: list[tuple[float, float]]
     padding_fraction: list[float]
     degenerate: list[bool]
-    optimal_base_rate: tuple[float, float]
-    suggested_rates: list[IntPair]
+    optimal_base_rate: Optional[tuple[float, float]]  # None when the crop is not larger than the FOV margin
+    suggested_rates: Optional[list[IntPair]]
     ok: bool
     verdict: str
     fix: Optional[str]
