@@ -148,7 +148,7 @@ def folder_lock(folder: PathLike, name: str, wait: bool = False,
     The lock is ``flock`` on the file ``folder/name``, which holds the owner's PID: the kernel releases it
     when the owner exits, however it exits (kill -9 included), so a lock is never stale. Held by another
     process: :class:`FolderLockedError`, or with ``wait`` block until it is free (``on_wait(pid)`` is called
-    first). Where ``fcntl`` does not exist (Windows) nothing is locked.
+    first). Where ``fcntl`` does not exist (Windows), or the filesystem has no ``flock``, nothing is locked.
     """
     try:
         import fcntl
@@ -168,6 +168,9 @@ def folder_lock(folder: PathLike, name: str, wait: bool = False,
             if on_wait is not None:
                 on_wait(holder)
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without flock (some FUSE mounts): go on unlocked rather than not at all
+            yield
+            return
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

@@ -50,7 +50,7 @@ def temp_files(folder: Path) -> list[str]:
 
 
 def test_kill_9_mid_write_leaves_the_old_or_the_new_file_byte_for_byte(tmp_path):
-    old = padded(50_000).encode()  # 3.5 MB
+    old = padded(50_000).encode()  # 3.4 MB
     new = old.replace(b"dilations=(1, 12, 24, 36)", FIXED.encode())  # what a run that is not killed writes
 
     env = dict(os.environ, PYTHONPATH=str(ROOT))

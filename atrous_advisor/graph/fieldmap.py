@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from atrous_advisor.errors import InputError
+from atrous_advisor.files import atomic_path
 from atrous_advisor.graph.capture import CapturedGraph, Const, Ref
 from atrous_advisor.graph.engine import Propagation
 from atrous_advisor.graph.handlers import NEUTRAL_OPS
@@ -195,7 +196,8 @@ def render(counts, crop: tuple[int, int], path: Path, title: str) -> None:
     fig.tight_layout()
     try:
         # without a suffix matplotlib would write ``path.png``, not the file the report names
-        fig.savefig(path, format=None if path.suffix else "png")
+        with atomic_path(path) as tmp:  # a failed or killed write leaves the old picture, not half a new one
+            fig.savefig(tmp, format=None if path.suffix else "png")
     except OSError as exc:
         raise InputError(f"--field-map {path}: cannot write: {exc.strerror or exc}") from exc
     finally:
