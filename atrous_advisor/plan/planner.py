@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence
 from atrous_advisor.errors import InputError, ModelLoadError
 from atrous_advisor.plan.budget import fmt_bytes, usable_bytes
 from atrous_advisor.report.plan_models import MemoryBreakdown, PlanCandidate, PlanReport
+from atrous_advisor.usercode import user_code
 
 # Builder arguments that set a backbone's output stride: smp's encoders, and the common spelling elsewhere.
 STRIDE_KWARGS = ("encoder_output_stride", "output_stride")
@@ -206,6 +207,7 @@ def _load(spec: str, kwargs: dict, stride: Optional[int]):
     )
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def plan_model(
     spec: str,
     budget: int,
