@@ -114,6 +114,7 @@ def validate(
     scale_range: str = typer.Option("0.5,2.0", "--scale-range", metavar="LOW,HIGH", help="Random rescaling range for training."),
     workers: Optional[int] = typer.Option(None, "--workers", metavar="N", help="Data loading processes (default: 4 on CUDA, 0 on CPU)."),
     checkpoint_every: int = typer.Option(200, "--checkpoint-every", metavar="STEPS", help="Steps between checkpoints inside a run (0: none)."),
+    wait: bool = typer.Option(False, "--wait", help="If another validate run is writing to --out, wait for it to finish instead of stopping."),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON (the same as OUT/results.json)."),
 ) -> int:
     """Fine-tune MODEL under its current head and the suggested one (and a sweep), same seeds, and compare mIoU."""
@@ -130,7 +131,7 @@ def validate(
         repeats=repeats, seed=seed, steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer.lower(),
         device=device, precision=precision.lower(), channels_last=channels_last, num_classes=num_classes,
         ignore_index=ignore_index, eval_mode=eval_mode.lower(), scale_range=(low, high), num_workers=workers,
-        checkpoint_every=checkpoint_every, threads=threads,
+        checkpoint_every=checkpoint_every, threads=threads, wait=wait,
     )
     main_process = int(os.environ.get("RANK", "0")) == 0
     reporter = RichReporter(stderr) if main_process else None

@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import InputError
+from atrous_advisor.files import atomic_path
 from atrous_advisor.graph.capture import CapturedGraph, Const, Ref
 from atrous_advisor.graph.engine import Propagation
 from atrous_advisor.graph.handlers import NEUTRAL_OPS
@@ -196,7 +197,7 @@ def render(counts, crop: tuple[int, int], path: Path, title: str) -> None:
     fig.tight_layout()
     try:
         # without a suffix matplotlib would write ``path.png``, not the file the report names
-        with atomic_path(path) as tmp:
+        with atomic_path(path) as tmp:  # a failed or killed write leaves the old picture, not half a new one
             fig.savefig(tmp, format=None if path.suffix else "png")
     except OSError as exc:
         raise InputError(f"--field-map {path}: cannot write: {exc.strerror or exc}") from exc

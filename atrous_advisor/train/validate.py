@@ -17,13 +17,14 @@ import io
 import json
 import platform
 import statistics
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Protocol, Sequence, cast
 
 import torch
 
-from atrous_advisor.files import atomic_path
+from atrous_advisor.files import FolderLockedError, atomic_path, folder_lock, remove_stale_temp_files
 from atrous_advisor.errors import AdvisorError, DataError, InputError, ModelLoadError
 from atrous_advisor.geometry import DEFAULT_BRANCHES, effective_base_rate, suggest_scales, suggested_rates
 from atrous_advisor.report.validate_models import HeadVariant, RunResult, ValidateReport, VariantResult
@@ -221,6 +222,7 @@ class ValidateRequest:
     num_workers: Optional[int] = None  # None: 4 on CUDA, 0 on CPU
     checkpoint_every: int = 200
     threads: Optional[int] = None  # None: runtime.default_cpu_threads on CPU, torch's default on CUDA
+    wait: bool = False  # another run holds --out: wait for it instead of stopping
 
     def check(self) -> None:
         for name in ("steps", "batch_size", "repeats"):
@@ -370,11 +372,14 @@ def _read_run(path: Path) -> Optional[RunResult]:
         return None  # a torn or foreign file: the run is simply redone
 
 
+LOCK = ".validate.lock"  # in --out: held by the run writing there, with its PID
+
+
 def check_out(out: Path) -> None:
     """``--out`` must be new, empty, or a folder an earlier ``validate`` wrote: nobody else's files are replaced."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name != LOCK for p in out.iterdir()):
         return
     ours = (
         any(_read_run(p) is not None for p in out.glob("runs/*.json"))
@@ -638,11 +643,38 @@ def _step_reporter(reporter: Reporter, run_id: str) -> Callable[[int, float], No
 def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None) -> ValidateReport:
     """Train and evaluate every (variant, seed) not already finished in ``request.out``; return the report.
 
-    Only rank 0 writes; every rank returns the same report.
+    Only rank 0 writes, holding an exclusive lock on ``request.out`` (a second run into the same folder is
+    refused naming the first one's PID, or waits with ``wait``); every rank returns the same report.
     """
     reporter = reporter or SilentReporter()
-    check_out(Path(request.out))
-    job = _Job(request, reporter)
+    out = Path(request.out)
+    check_out(out)
+    job = _Job(request, reporter)  # every input is checked before --out is created or locked
+    if not job.ctx.is_main:
+        return _run_validation(job, request, reporter)
+
+    def waiting(pid: str) -> None:
+        sys.stderr.write(f"waiting for validate process {pid or '(unknown)'} to finish writing {out}\n")
+
+    try:
+        with folder_lock(out, LOCK, wait=request.wait, on_wait=waiting):
+            check_out(out)  # again, now that no other run can be writing there
+            return _run_validation(job, request, reporter)
+    except FolderLockedError as exc:
+        raise InputError(
+            f"--out {out}: validate process {exc.pid or '(unknown)'} is writing there; wait for it (--wait) or "
+            "choose another --out"
+        ) from None
+
+
+def _clean_out(out: Path, finished: dict[str, RunResult]) -> None:
+    """Leftovers of killed runs: temp files of interrupted writes, checkpoints of runs that did finish."""
+    remove_stale_temp_files(out, recursive=True)
+    for run_id in finished:
+        (out / "checkpoints" / f"{run_id}.pt").unlink(missing_ok=True)
+
+
+def _run_validation(job: _Job, request: ValidateRequest, reporter: Reporter) -> ValidateReport:
     ctx, out = job.ctx, Path(request.out)
     runs_dir, checkpoints = out / "runs", out / "checkpoints"
 
@@ -659,6 +691,8 @@ def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None
             )
         finished[_run_id(variant, seed)] = record
     finished = ctx.broadcast(finished)  # rank 0's view of the disk decides for everyone
+    if ctx.is_main:
+        _clean_out(out, finished)
 
     if ctx.is_main:
         reporter.plan([_run_id(v, s) for v, s in plan], request.steps)
