@@ -226,7 +226,7 @@ def register(app: typer.Typer) -> None:
         """Check configs statically: rates and pool scales vs the real crop and stride. Exit 0 clean, 1 findings, 2 errors."""
         from atrous_advisor.configs.engine import lint_paths
         from atrous_advisor.configs.settings import find_settings
-        from atrous_advisor.geometry import parse_crop
+        from atrous_advisor.numbers import parse_pair
 
         fmt = "json" if as_json else output_format
         if fmt not in FORMATS:
@@ -238,7 +238,7 @@ def register(app: typer.Typer) -> None:
         _check_codes(selected or (), "--select")
         _check_codes(ignored or (), "--ignore")
         settings = found.override(
-            crop=parse_crop(crop) if crop is not None else None, select=selected, ignore=ignored
+            crop=parse_pair(crop, "--crop") if crop is not None else None, select=selected, ignore=ignored
         )
         if engine not in ("static", "mmengine"):
             raise InputError(f"--engine {engine!r}: expected static or mmengine")

@@ -7,15 +7,16 @@ from pathlib import Path
 import typer
 
 from atrous_advisor.commands._common import stdout
+from atrous_advisor.numbers import CLASSES, COUNT, SEED, SIDE, option
 
 
 def synth(
     data: Path = typer.Argument(..., help="Folder to create (DATA/{train,val}/{images,masks}).", show_default=False),
-    size: int = typer.Option(64, "--size", help="Image side in px (square)."),
-    train: int = typer.Option(16, "--train", help="Training images."),
-    val: int = typer.Option(8, "--val", help="Validation images."),
-    classes: int = typer.Option(5, "--classes", help="Classes, background included."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes the same files."),
+    size: int = typer.Option(64, "--size", parser=option("--size", SIDE), help="Image side in px (square)."),
+    train: int = typer.Option(16, "--train", parser=option("--train", COUNT), help="Training images."),
+    val: int = typer.Option(8, "--val", parser=option("--val", COUNT), help="Validation images."),
+    classes: int = typer.Option(5, "--classes", parser=option("--classes", CLASSES), help="Classes, background included."),
+    seed: int = typer.Option(0, "--seed", parser=option("--seed", SEED), help="Random seed; the same seed writes the same files."),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty DATA (replaces an earlier synth run's files, keeps the rest)."),
 ) -> int:
     """Write a synthetic segmentation set where an object's class is given by a coloured cue at a distance.

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequen
 
 import numpy as np
 
-from atrous_advisor.files import atomic_path
+from atrous_advisor.files import atomic_path, check_writable
 from atrous_advisor.errors import DataError, InputError, ModelLoadError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -647,6 +647,10 @@ def output_paths(out: Path, compare: bool) -> dict[str, Path]:
 
 def check_outputs(paths: dict[str, Path], force: bool) -> None:
     """Refuse to replace existing files unless ``force``: nothing the user has is overwritten unasked."""
+    for p in paths.values():
+        if p.is_symlink() and not p.exists():
+            raise InputError(f"--out {p}: a symlink to a missing file; remove it or choose another --out")
+    check_writable(paths["png"].parent, "--out")
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not force:
         raise InputError(f"{', '.join(existing)} already exist(s); pass --force to overwrite or choose another --out")

@@ -183,8 +183,11 @@ def train(
 
     start = 0
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if state.get("tag") == checkpoint_tag:
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - a checkpoint torn by a crash or a full disk: the run starts over
+            state = {}
+        if isinstance(state, dict) and state.get("tag") == checkpoint_tag:
             _unwrap(model).load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])

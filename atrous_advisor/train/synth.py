@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from atrous_advisor import numbers
+from atrous_advisor.files import check_writable
 from atrous_advisor.errors import InputError
 
 MANIFEST = "synth.json"
@@ -55,6 +57,7 @@ class SynthSpec:
         return (1, max(2, min(6, self.size // 32)))
 
     def check(self) -> None:
+        numbers.check_int(self.seed, "--seed", numbers.SEED)
         if self.size < 32:
             raise InputError(f"--size {self.size}: must be at least 32 px (objects are size/6, cues size/10)")
         if self.size > MAX_SIZE:
@@ -177,6 +180,14 @@ def write_dataset(root: Path, spec: SynthSpec, force: bool = False) -> dict:
         if not force:
             raise InputError(f"{root} exists and is not empty: choose a new folder or pass --force to write into it")
         _remove_previous(root)
+    check_writable(root, "DATA")
+    try:
+        return _write(root, spec)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise InputError(f"DATA {root}: cannot write: {exc.strerror or exc}") from None
+
+
+def _write(root: Path, spec: SynthSpec) -> dict:
     files: list[str] = []
     counts = {"train": spec.train, "val": spec.val}
     digits = max(4, len(str(max(counts.values()) - 1)))
