@@ -152,14 +152,15 @@ def validate(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON (the same as OUT/results.json)."),
 ) -> int:
     """Fine-tune MODEL under its current head and the suggested one (and a sweep), same seeds, and compare mIoU."""
-    from atrous_advisor.train.validate import ValidateRequest, parse_sweep, run_validation
-
     low, high = parse_float_list(scale_range, "--scale-range", 2, 0.0, 100.0, open_low=True)
     if low > high:
         raise InputError(f"--scale-range {scale_range!r}: expected LOW,HIGH with LOW <= HIGH, such as 0.5,2.0")
     lr_value = parse_float(lr, "--lr", 0.0, 1e6, open_low=True) if lr is not None else None
+    crop_value = parse_pair(crop, "--crop")
+    from atrous_advisor.train.validate import ValidateRequest, parse_sweep, run_validation  # torch: after the cheap checks
+
     request = ValidateRequest(
-        model=model, data=data, crop=parse_pair(crop, "--crop"), out=out, kwargs=parse_kwargs(kwargs), weights=weights,
+        model=model, data=data, crop=crop_value, out=out, kwargs=parse_kwargs(kwargs), weights=weights,
         sweep=tuple(parse_sweep(sweep)) if sweep else (),
         scale_sets=tuple(parse_int_list(s, "--scales", SCALE) for s in scales or ()),
         repeats=repeats, seed=seed, steps=steps, batch_size=batch_size, lr=lr_value, optimizer=optimizer.lower(),
