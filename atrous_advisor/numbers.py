@@ -53,6 +53,7 @@ LABEL = Cap(0, 65_535, "a mask value")
 CHECKPOINT_EVERY = Cap(0, 10_000_000, "a number of steps")
 SIDE = Cap(1, 65_536, "a size in px")
 POSITIVE = Cap(1, 65_536, "a positive integer")
+OBJECTS = Cap(1, 12, "a number of objects")
 
 _INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
@@ -153,6 +154,16 @@ def option(name: str, cap: Cap) -> Callable[[Any], int]:
         return parse_int(value, name, cap)
 
     parse.__name__ = cap.what.replace(" ", "_")  # click names the type after the function in --help
+    return parse
+
+
+def float_option(name: str, low: float, high: float) -> Callable[[Any], float]:
+    """A typer ``parser=`` for a float option: ASCII digits only (``float('٣')`` is 3.0), finite, in [low, high]."""
+
+    def parse(value: Any) -> float:
+        return parse_float(value, name, low, high)
+
+    parse.__name__ = "number"
     return parse
 
 
