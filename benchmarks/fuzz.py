@@ -30,7 +30,8 @@ from typer.testing import CliRunner  # noqa: E402
 
 from atrous_advisor.cli import load_commands  # noqa: E402
 from fuzz_support import (  # noqa: E402
-    FIXTURES, TINY_MODEL, describe, detectron2_config, invoke, json_text, mmseg_config, mutated_fixture, number_text,
+    CONFIG_SUFFIXES, FIXTURES, TINY_MODEL, any_config, config_file, describe, invoke, json_text, mutated_fixture,
+    number_text,
 )
 
 FAMILIES: dict[str, list] = {}
@@ -59,17 +60,17 @@ def run(scale: float, sandbox: Path) -> None:
         record("rate/ppm options", invoke(runner, app, args, json_mode=as_json, watch=[sandbox / "configs"]))
 
     @settings(max_examples=n(600), **common)
-    @given(text=st.one_of(mmseg_config(), detectron2_config()), as_json=st.booleans())
+    @given(text=any_config(), as_json=st.booleans())
     def generated(text, as_json):
         folder = sandbox / "generated"
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir()
-        path = folder / ("gen.yaml" if text.startswith("MODEL:") else "gen.py")
+        path = folder / config_file(text)
         path.write_text(text, encoding="utf-8")
         record("lint: generated configs", invoke(runner, app, ["lint", str(path)] + (["--json"] if as_json else []),
                                                  json_mode=as_json, watch=[sandbox / "configs"]))
 
-    leaves = sorted(p for p in (sandbox / "configs").rglob("*") if p.suffix in (".py", ".yaml") and p.is_file())
+    leaves = sorted(p for p in (sandbox / "configs").rglob("*") if p.suffix in CONFIG_SUFFIXES and p.is_file())
 
     @settings(max_examples=n(800), **common)
     @given(data=st.data(), as_json=st.booleans())

@@ -48,7 +48,8 @@ def number_text() -> st.SearchStrategy[str]:
     pairs = st.tuples(st.integers(-2, 5000), st.integers(-2, 5000)).map(lambda p: f"{p[0]}x{p[1]}")
     floats = st.floats(allow_nan=True, allow_infinity=True).map(repr)
     junk = st.text(max_size=12)
-    return st.one_of(small, small, small, wide, long_digits, unicode, lists, long_list, pairs, floats, junk,
+    valid = st.integers(min_value=1, max_value=1024).map(str)
+    return st.one_of(valid, valid, valid, small, small, wide, long_digits, unicode, lists, long_list, pairs, floats, junk,
                      st.sampled_from(_SPECIAL))
 
 
@@ -116,6 +117,34 @@ def detectron2_config(draw) -> str:
         f"  SEM_SEG_HEAD:\n    NAME: DeepLabV3Head\n    ASPP_DILATIONS: {v()}\n    COMMON_STRIDE: {v()}\n"
         f"INPUT:\n  CROP:\n    ENABLED: true\n    SIZE: {v()}\n"
     )
+
+
+@st.composite
+def paddleseg_config(draw) -> str:
+    v = lambda: draw(st.one_of(config_value().map(lambda s: s.replace("(", "[").replace(")", "]")),  # noqa: E731
+                               st.sampled_from(["9" * 5000, "[" * 200, "!!python/name:os.system", "~", "-1"])))
+    model = draw(st.sampled_from(["DeepLabV3P", "DeepLabV3", "PSPNet", "Mystery"]))
+    return (
+        f"model:\n  type: {model}\n  backbone:\n    type: ResNet50_vd\n    output_stride: {v()}\n"
+        f"    multi_grid: {v()}\n  aspp_ratios: {v()}\n  bin_sizes: {v()}\n"
+        f"train_dataset:\n  type: Cityscapes\n  transforms:\n    - type: RandomPaddingCrop\n      crop_size: {v()}\n"
+    )
+
+
+def config_file(draw_text: str) -> str:
+    """The file name a generated config is linted under."""
+    if draw_text.startswith("MODEL:"):
+        return "gen.yaml"
+    if draw_text.startswith("model:\n  type:"):
+        return "gen.yml"
+    return "gen.py"
+
+
+def any_config() -> st.SearchStrategy[str]:
+    return st.one_of(mmseg_config(), detectron2_config(), paddleseg_config())
+
+
+CONFIG_SUFFIXES = (".py", ".yaml", ".yml", ".json")
 
 
 _NUMBER = re.compile(r"(?<![\w.])\d+(?![\w.])")
