@@ -87,7 +87,7 @@ def run(scale: float, sandbox: Path) -> None:
     data_dir = sandbox / "tiny-data"
     from atrous_advisor.train.synth import SynthSpec, write_dataset
 
-    write_dataset(data_dir, SynthSpec(size=32, train=2, val=1, classes=3, seed=0))
+    write_dataset(data_dir, SynthSpec(size=64, train=2, val=1, classes=3, seed=0))
     options = {
         "inspect": ["--crop", "--kwargs"],
         "erf": ["--crop", "--images", "--batch-size", "--seed", "--kwargs", "--extent-threshold"],
@@ -106,7 +106,7 @@ def run(scale: float, sandbox: Path) -> None:
         base = {
             "inspect": [str(TINY_MODEL), "--crop", "32"],
             "erf": [str(TINY_MODEL), "--crop", "32", "--images", "1", "--batch-size", "1", "--out", str(out / "e.png")],
-            "validate": [str(TINY_MODEL), "--data", str(data_dir), "--crop", "32", "--steps", "1", "--batch-size", "1",
+            "validate": [str(TINY_MODEL), "--data", str(data_dir), "--crop", "64", "--steps", "1", "--batch-size", "1",
                          "--out", str(out / "v"), "--kwargs", '{"num_classes": 3}'],
             "synth": [str(out / "d"), "--size", "32", "--train", "1", "--val", "1"],
         }[command]

@@ -191,7 +191,7 @@ def tiny_data(sandbox):
     from atrous_advisor.train.synth import SynthSpec, write_dataset
 
     data = sandbox / "tiny-data"
-    write_dataset(data, SynthSpec(size=32, train=2, val=1, classes=3, seed=0))
+    write_dataset(data, SynthSpec(size=64, train=2, val=1, classes=3, seed=0))
     return data
 
 
@@ -232,7 +232,7 @@ def test_model_commands_refuse_bad_values(app, runner, sandbox, tiny_data, data,
     defaults = {
         "inspect": [str(TINY_MODEL), "--crop", "32"],
         "erf": [str(TINY_MODEL), "--crop", "32", "--images", "1", "--batch-size", "1", "--out", str(out / "erf.png")],
-        "validate": [str(TINY_MODEL), "--data", str(tiny_data), "--crop", "32", "--steps", "1", "--batch-size", "1",
+        "validate": [str(TINY_MODEL), "--data", str(tiny_data), "--crop", "64", "--steps", "1", "--batch-size", "1",
                      "--out", str(out / "v"), "--kwargs", '{"num_classes": 3}'],
         "synth": [str(out / "data"), "--size", "32", "--train", "1", "--val", "1"],
     }[command]
@@ -241,3 +241,53 @@ def test_model_commands_refuse_bad_values(app, runner, sandbox, tiny_data, data,
     outcome = invoke(runner, app, args, json_mode=as_json and command != "synth", watch=[sandbox],
                      allowed=allowed, seconds=60)
     assert_clean(outcome)
+
+
+_NOISY_MODEL = '''
+import runpy
+import sys
+
+print("model file: imported")          # user code printing to stdout must not break --json
+_tiny = runpy.run_path({tiny!r})
+
+
+class Noisy(_tiny["TinyASPPNet"]):
+    def forward(self, x):
+        print("forward", tuple(x.shape))
+        return super().forward(x)
+
+
+def build_model(**kwargs):
+    print("building with", kwargs)
+    return Noisy(**kwargs)
+
+
+def exits(**kwargs):
+    sys.exit("the builder gave up")
+'''
+
+
+@pytest.mark.parametrize("command", ["inspect", "erf", "validate"])
+def test_user_code_prints_do_not_break_json(app, runner, sandbox, tiny_data, command):
+    """A model file that prints while imported, built and run: its prints go to stderr, stdout stays JSON;
+    one that calls sys.exit is one error line, exit 2."""
+    model = sandbox / "noisy_model.py"
+    model.write_text(_NOISY_MODEL.format(tiny=str(TINY_MODEL)))
+    out = sandbox / "noisy-out"
+    shutil.rmtree(out, ignore_errors=True)
+    extra = {
+        "inspect": ["--crop", "32"],
+        "erf": ["--crop", "32", "--images", "1", "--batch-size", "1", "--out", str(out / "erf.png")],
+        "validate": ["--data", str(tiny_data), "--crop", "64", "--steps", "1", "--batch-size", "1", "--out", str(out / "v"),
+                     "--kwargs", '{"num_classes": 3}'],
+    }[command]
+    outcome = invoke(runner, app, [command, f"{model}:build_model", *extra, "--json"], json_mode=True,
+                     watch=[sandbox], allowed=[out], seconds=120)
+    # The model's own prints are on stderr, so the few-lines rule does not apply to this one.
+    assert outcome.exit_code == 0 and [p for p in outcome.problems if "stderr lines" not in p] == [], describe(outcome)
+    assert "model file: imported" in outcome.stderr and "model file: imported" not in outcome.stdout
+    shutil.rmtree(out, ignore_errors=True)
+    exited = invoke(runner, app, [command, f"{model}:exits", *extra, "--json"], json_mode=True, watch=[sandbox],
+                    allowed=[out], seconds=120)
+    assert exited.exit_code == 2 and "the builder gave up" in exited.stderr, describe(exited)
+    assert [p for p in exited.problems if "stderr lines" not in p] == [], describe(exited)
