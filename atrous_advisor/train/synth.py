@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from atrous_advisor import numbers
+from atrous_advisor.files import check_writable
 from atrous_advisor.errors import InputError
 from atrous_advisor.files import atomic_path, sha256
 
@@ -65,6 +67,7 @@ class SynthSpec:
         return (1, self.objects if self.objects is not None else max(2, min(6, self.size // 32)))
 
     def check(self) -> None:
+        numbers.check_int(self.seed, "--seed", numbers.SEED)
         if self.size < 32:
             raise InputError(f"--size {self.size}: must be at least 32 px (objects are size/6, cues size/10)")
         if self.size > MAX_SIZE:
@@ -265,6 +268,14 @@ def write_dataset(root: Path, spec: SynthSpec, force: bool = False) -> dict:
             _check_replaceable(root, relative, previous)
     for relative in sorted(set(previous) - set(files)):  # an earlier run's extra files go
         (root / relative).unlink(missing_ok=True)
+    check_writable(root, "DATA")
+    try:
+        return _write_files(root, spec, names, files)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise InputError(f"DATA {root}: cannot write: {exc.strerror or exc}") from None
+
+
+def _write_files(root: Path, spec: SynthSpec, names: list[tuple[int, str, str]], files: list[str]) -> dict:
     manifest = {
         "generator": GENERATOR,
         **asdict(spec),
