@@ -46,6 +46,10 @@ def _framework(model) -> str:
         return "torchvision"
     if mod.startswith("mmseg"):
         return "mmseg"
+    if mod.startswith("transformers"):
+        # HF models are built from a config: the fix names its class ("hf:MobileViTConfig")
+        config = getattr(model, "config", None)
+        return f"hf:{type(config).__name__}" if config is not None else "transformers"
     return "pytorch"
 
 
@@ -58,6 +62,9 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
         return f"model.classifier = DeepLabHead(in_channels, num_classes, atrous_rates=({ints}))"
     if framework == "mmseg" and square:
         return f"decode_head=dict(dilations=(1, {ints}))"
+    if framework.startswith("hf:") and square and site.kind == "aspp":
+        # MobileViT's DeepLabV3 head reads config.atrous_rates (an image-pooling branch is added by the model)
+        return f"{framework[3:]}(atrous_rates=[{ints}], …)"
     literal = lambda r: str(r[0]) if r[0] == r[1] else f"({r[0]}, {r[1]})"  # noqa: E731 - what Conv2d takes
     pairs = ", ".join(f"{m}: dilation=padding={literal(r)}" for m, r in zip(site.branch_modules, rates))
     return f"set {pairs}"
@@ -160,6 +167,8 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
         changes = [f"{m}.output_size = {min(s, cap)}" for m, s in zip(site.branch_modules, site.scales) if min(s, cap) != s]
         if framework == "mmseg":
             fix = f"use pool scales ({joined}): decode_head=dict(pool_scales=({joined}))"
+        elif framework.startswith("hf:"):  # UperNet, BEiT, Data2Vec-Vision: config.pool_scales
+            fix = f"use pool scales ({joined}): {framework[3:]}(pool_scales=[{joined}], …)"
         else:  # smp's PSPNet has no argument for its pool sizes: the fix is module surgery
             fix = f"use pool scales ({joined}): set " + ", ".join(changes) + (
                 " (then drop the duplicate branch)" if len(suggested) < len(set(site.scales)) else ""
