@@ -73,9 +73,12 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
 def _single_int_fix(framework: str, site: HeadSite, single: list[int]) -> str:
     """Frameworks that take one int per branch: the assessment's one-int rates (as `rate` prints them)."""
     rates = [(r, r) for r in single]
+    # one int serves both axes: it sits between the per-axis optima (their geometric mean), so it is too
+    # large for the short axis and too small for the long one — the closest a square rate gets
+    both = "one int per branch, for both axes (between the H and W optima)"
     if rates == list(site.rates):
-        return f"with one int per branch, the current rates {fmt.rates(rates)} are already the closest"
-    return f"one int per branch: {_rate_fix(framework, site, rates)}"
+        return f"with {both}, the current rates {fmt.rates(rates)} are already the closest"
+    return f"{both}: {_rate_fix(framework, site, rates)}"
 
 
 def _aspp_problems(a: AsppAssessment) -> list[str]:
@@ -91,7 +94,12 @@ def _aspp_problems(a: AsppAssessment) -> list[str]:
         worst = max(b.padding_fraction for b in a.branches if b.reads_padding)
         problems.append(f"up to {fmt.percent(worst)} of the dilated taps read zero padding")
     # A FOV off the crop is the same fact as a base rate off r*: it is reported from the tolerance check.
-    if a.offset is not None and "high" in a.offset:
+    if a.offset is not None and a.crop[0] != a.crop[1]:
+        # a non-square crop: the FOV is judged per axis, so both are named (one can be too large, the other too small)
+        problems.append(
+            f"FOV {fmt.px(a.fov)} = {a.fov_ratio[0]:.2f}× H, {a.fov_ratio[1]:.2f}× W of the {fmt.crop(a.crop)} crop"
+        )
+    elif a.offset is not None and "high" in a.offset:
         problems.append(f"FOV {fmt.px(a.fov)} is {max(a.fov_ratio):.1f}× the {fmt.crop(a.crop)} crop")
     elif a.offset is not None and "low" in a.offset:
         problems.append(f"FOV {fmt.px(a.fov)} covers only {fmt.percent(min(a.fov_ratio))} of the {fmt.crop(a.crop)} crop")
