@@ -11,16 +11,14 @@ from atrous_advisor.geometry import (
     DEFAULT_MARGIN,
     DEFAULT_MIN_CELL,
     DEFAULT_SCALES,
+    AsppAssessment,
     analyse_ppm,
-    analyse_rates,
-    base_rate_within_tolerance,
+    assess_aspp,
     default_base_rate,
-    feature_map,
     optimal_base_rate,
     pair,
-    single_int_rate,
-    suggested_rates,
 )
+from atrous_advisor.report import format as fmt
 from atrous_advisor.report.models import (
     BranchEvaluation,
     CellEvaluation,
@@ -32,29 +30,15 @@ from atrous_advisor.report.models import (
 Rate = Union[int, tuple[int, int]]
 
 
-def fmt_pair(value: Sequence, unit: str = "") -> str:
-    """``64`` for a square pair, ``64×128`` otherwise."""
-    h, w = value
-    text = f"{h:g}" if h == w else f"{h:g}×{w:g}"
-    return text + unit
-
-
-def fmt_rates(rates: Sequence[Sequence[int]]) -> str:
-    return "(" + ", ".join(fmt_pair(r) for r in rates) + ")"
-
-
-def _evaluate(name: str, rates: list[tuple[int, int]], crop, stride, margin, branches, optimal) -> RateEvaluation:
-    analysis = analyse_rates(rates, crop, stride, margin)
-    largest = (max(r[0] for r in rates), max(r[1] for r in rates))
-    effective = (largest[0] / branches, largest[1] / branches)
+def _evaluation(name: str, assessment: AsppAssessment) -> RateEvaluation:
     return RateEvaluation(
         name=name,  # type: ignore[arg-type]
-        rates=analysis.rates,
-        fov=analysis.fov,
-        fov_ratio=analysis.fov_ratio,
-        effective_base_rate=effective,
-        within_tolerance=all(base_rate_within_tolerance(e, o) for e, o in zip(effective, optimal)),
-        branches=[BranchEvaluation(**asdict(b)) for b in analysis.branches],
+        rates=assessment.rates,
+        fov=assessment.fov,
+        fov_ratio=assessment.fov_ratio,
+        effective_base_rate=assessment.effective_base_rate,
+        within_tolerance=assessment.within_tolerance,
+        branches=[BranchEvaluation(**asdict(b.info)) for b in assessment.branches],
     )
 
 
@@ -88,21 +72,24 @@ def advise_rates(
         branches = len(current_pairs) if current_pairs else DEFAULT_BRANCHES
     elif current_pairs and len(current_pairs) != branches:
         raise InputError(
-            f"rates {fmt_rates(current_pairs)}: {len(current_pairs)} dilated branches, but --branches is {branches}"
+            f"rates {fmt.rates(current_pairs)}: {len(current_pairs)} dilated branches, but --branches is {branches}"
         )
+    # r* must exist for `rate` (the user asked for it): a crop not larger than the margin is bad input here.
     optimal = optimal_base_rate(crop, stride, branches, margin)
-    suggested = suggested_rates(crop, stride, branches, margin)
     (dh, dw), extrapolated = default_base_rate(stride)
     defaults = [(k * dh, k * dw) for k in range(1, branches + 1)]
-    single = None
-    if crop[0] != crop[1]:
-        base = single_int_rate(optimal)
-        single = [k * base for k in range(1, branches + 1)]
 
-    evaluations = [_evaluate("default", defaults, crop, stride, margin, branches, optimal)]
+    def assess(rates: Sequence[tuple[int, int]]) -> AsppAssessment:
+        return assess_aspp(rates, crop, stride, margin=margin)
+
+    default = assess(defaults)
+    reference = assess(current_pairs) if current_pairs else default
+    assert default.suggested_rates is not None  # r* exists, checked above
+    suggested = assess(default.suggested_rates)
+    evaluations = [_evaluation("default", default)]
     if current_pairs:
-        evaluations.append(_evaluate("current", current_pairs, crop, stride, margin, branches, optimal))
-    evaluations.append(_evaluate("suggested", suggested, crop, stride, margin, branches, optimal))
+        evaluations.append(_evaluation("current", reference))
+    evaluations.append(_evaluation("suggested", suggested))
 
     warnings = []
     if extrapolated:
@@ -112,57 +99,54 @@ def advise_rates(
         )
     if min(optimal) < 1:
         warnings.append(
-            f"crop {fmt_pair(crop)} is too small for {branches} dilated branches at stride {stride}: "
-            f"r* = {fmt_pair(tuple(round(o, 2) for o in optimal))} < 1, so even rate 1 gives a field of view of "
-            f"{fmt_pair(evaluations[-1].fov)} px; use fewer branches, a smaller output stride or a larger crop"
+            f"crop {fmt.crop(crop)} is too small for {branches} dilated branches at stride {stride}: "
+            f"r* = {fmt.pair(optimal, digits=2)} < 1, so even rate 1 gives a field of view of "
+            f"{fmt.px(suggested.fov)}; use fewer branches, a smaller output stride or a larger crop"
         )
-    verdict, ok = _rate_verdict(evaluations[1] if current_pairs else evaluations[0], evaluations[-1], crop, optimal)
     return RateReport(
         crop=crop,
         output_stride=stride,
-        feature_map=feature_map(crop, stride),
+        feature_map=default.feature_map,
         margin=margin,
         branches=branches,
         optimal_base_rate=optimal,
-        suggested_base_rate=suggested[0],
-        suggested_rates=suggested,
-        single_int_rates=single,
+        suggested_base_rate=default.suggested_rates[0],
+        suggested_rates=default.suggested_rates,
+        single_int_rates=default.single_int_rates,
         default_rates=defaults,
         default_rule_extrapolated=extrapolated,
         current_rates=current_pairs,
         evaluations=evaluations,
-        verdict=verdict,
-        ok=ok,
+        verdict=_rate_verdict(reference, "your rates" if current_pairs else "the default rates"),
+        ok=reference.ok,
         warnings=warnings,
-        snippets=_rate_snippets(suggested, single),
+        snippets=_rate_snippets(default.suggested_rates, default.single_int_rates),
     )
 
 
-def _rate_verdict(reference: RateEvaluation, suggested: RateEvaluation, crop, optimal) -> tuple[str, bool]:
-    label = "your rates" if reference.name == "current" else "the default rates"
-    rates = fmt_rates(reference.rates)
-    degenerate = [fmt_pair(b.rate) for b in reference.branches if b.degenerate]
-    worst = max(reference.branches, key=lambda b: b.padding_fraction)
-    r_star = fmt_pair(tuple(round(o, 2) for o in optimal))
-    if reference.within_tolerance and not degenerate:
-        return (
-            f"OK: {label} {rates} suit a {fmt_pair(crop)} px crop "
-            f"(FOV {fmt_pair(reference.fov)} px, r* = {r_star}).",
-            True,
-        )
-    problems = [
-        f"FOV {fmt_pair(reference.fov)} px for a {fmt_pair(crop)} px crop "
-        f"({fmt_pair(tuple(round(100 * r) for r in reference.fov_ratio))}%)"
-    ]
+def _rate_verdict(reference: AsppAssessment, label: str) -> str:
+    """One line: OK, or what is wrong with ``reference`` and the rates to use."""
+    assert reference.optimal_base_rate is not None and reference.suggested_rates is not None
+    rates = fmt.rates(reference.rates)
+    r_star = fmt.pair(reference.optimal_base_rate, digits=2)
+    crop = fmt.crop(reference.crop)
+    if reference.ok:
+        return f"OK: {label} {rates} suit a {crop} px crop (FOV {fmt.px(reference.fov)}, r* = {r_star})."
+    problems = [f"FOV {fmt.px(reference.fov)} for a {crop} px crop ({fmt.percent_pair(reference.fov_ratio)})"]
+    degenerate = [fmt.pair(r) for r in reference.degenerate_rates]
     if degenerate:
         noun = "branch" if len(degenerate) == 1 else "branches"
         verb = "degenerates" if len(degenerate) == 1 else "degenerate"
         problems.append(f"{noun} {', '.join(degenerate)} {verb} to a 1×1 conv")
-    elif worst.padding_fraction >= 0.5:
-        problems.append(f"rate {fmt_pair(worst.rate)} reads {worst.padding_fraction:.0%} padding")
+    padding = [b for b in reference.branches if b.reads_padding]
+    if padding:
+        worst = max(padding, key=lambda b: b.padding_fraction)
+        problems.append(f"rate {fmt.pair(worst.rate)} reads {fmt.percent(worst.padding_fraction)} padding")
+    if reference.verdict == "no_fit":
+        return f"Warning: {label} {rates} give " + "; ".join(problems) + f", and {reference.reason} (r* = {r_star})."
     return (
-        f"Retune: {label} {rates} give " + "; ".join(problems) + f". Use {fmt_rates(suggested.rates)} (r* = {r_star}).",
-        False,
+        f"Retune: {label} {rates} give " + "; ".join(problems)
+        + f". Use {fmt.rates(reference.suggested_rates)} (r* = {r_star})."
     )
 
 
@@ -179,22 +163,22 @@ def advise_ppm(
     warnings = []
     if repeated:
         warnings.append(
-            f"scales {', '.join(map(str, repeated))} exceed the {fmt_pair(analysis.feature_map)} feature map: "
+            f"scales {', '.join(map(str, repeated))} exceed the {fmt.crop(analysis.feature_map)} feature map: "
             "adaptive pooling repeats positions across bins"
         )
     suggested = list(analysis.suggested_scales)
     ok = not small and not repeated
     if ok:
-        verdict = f"OK: every cell of scales {tuple(scales)} is at least {min_cell} px at a {fmt_pair(analysis.crop)} crop."
+        verdict = f"OK: every cell of scales {fmt.ints(scales)} is at least {min_cell} px at a {fmt.crop(analysis.crop)} crop."
     elif suggested != sorted(set(scales)):
         finest = min(analysis.cells, key=lambda c: min(c.cell_pixels))
         verdict = (
-            f"Retune: the {finest.scale}×{finest.scale} grid has {fmt_pair(tuple(round(p) for p in finest.cell_pixels))} px "
+            f"Retune: the {finest.scale}×{finest.scale} grid has {fmt.pair(finest.cell_pixels, digits=0)} px "
             f"cells, below {min_cell} px. Use pool_scales={tuple(suggested)}."
         )
     else:
         verdict = (
-            f"Warning: cells below {min_cell} px, and no coarser scales are left at a {fmt_pair(analysis.crop)} crop; "
+            f"Warning: cells below {min_cell} px, and no coarser scales are left at a {fmt.crop(analysis.crop)} crop; "
             "train at a larger crop or use a smaller --min-cell."
         )
     return PPMReport(

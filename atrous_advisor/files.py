@@ -1,16 +1,60 @@
-"""Writing results without ever leaving a half-written file where the user's old one was."""
+"""Writing files without ever leaving a half-written one where the user's old one was.
+
+Every write goes to a temporary file in the same folder, is flushed to disk (fsync) and then renamed over
+the old file in one step: a kill, a full disk or a power loss leaves the old content or the new, never a mix.
+The temporary names are ``.NAME.tmpPID[.SUFFIX]``, so a temp file left by a killed process can be recognised
+(its PID no longer runs) and removed by :func:`remove_stale_temp_files`.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import stat
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
+
+
+class FileChangedError(Exception):
+    """The file is no longer what was read: someone else wrote it in the meantime."""
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename durable: the new directory entry is on disk, not only the file's data."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - a folder we cannot open (Windows): the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
-def atomic_path(path: Union[str, "os.PathLike[str]"]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step, on failure it goes.
+def atomic_path(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is synced and replaces ``path`` in one step, on
+    failure it goes.
 
     The temporary name keeps the suffix, so writers that infer the format from it (matplotlib) still work.
     """
@@ -19,6 +63,70 @@ def atomic_path(path: Union[str, "os.PathLike[str]"]) -> Iterator[Path]:
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
         yield tmp
+        _fsync_file(tmp)  # data on disk before the rename: a power loss must not leave an empty new file
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_contents(path: PathLike, data: bytes, expected_sha256: Optional[str] = None) -> Path:
+    """Replace the contents of the existing file ``path`` with ``data``, atomically; return the file written.
+
+    A symlink stays a symlink: the file it points to is replaced. The file's permission bits (and owner and
+    group, where we may set them) are kept. With ``expected_sha256`` the file is read again just before the
+    rename, and :class:`FileChangedError` is raised, with nothing written, if it is no longer that content.
+    Any failure (``OSError``: disk full, file size limit, permissions) leaves the file as it was.
+    """
+    target = Path(os.path.realpath(path))
+    before = os.stat(target)
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, stat.S_IMODE(before.st_mode))
+        if hasattr(os, "chown") and (before.st_uid, before.st_gid) != (os.getuid(), os.getgid()):
+            try:
+                os.chown(tmp, before.st_uid, before.st_gid)
+            except PermissionError:  # another user's file in a folder we may write: it becomes ours
+                pass
+        if expected_sha256 is not None and sha256(target.read_bytes()) != expected_sha256:
+            raise FileChangedError(f"{path} changed since it was read")
+        os.replace(tmp, target)
+        _fsync_folder(target.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: PathLike, recursive: bool = False) -> list[Path]:
+    """Remove the temp files of writes whose process is gone (killed mid-write); return what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for candidate in folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*"):
+        match = _TEMP.match(candidate.name)
+        if match is None or not candidate.is_file() or candidate.is_symlink():
+            continue
+        if int(match["pid"]) == os.getpid() or _running(int(match["pid"])):
+            continue
+        try:
+            candidate.unlink()
+        except OSError:
+            continue
+        removed.append(candidate)
+    return removed

@@ -1,4 +1,4 @@
-"""The analytic core against the paper's numbers, DESIGN.md's worked examples and brute-force checks."""
+"""The analytic core against the paper's numbers, the worked examples of docs/formulas.md and brute-force checks."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_feature_map_is_ceil():
 
 
 def test_design_example_rate_36_on_64_map():
-    """DESIGN.md §2: d = 36 on a 64×64 map: extent 73 (114% of F), 61% of taps in padding."""
+    """docs/formulas.md §5: d = 36 on a 64×64 map: extent 73 (114% of F), 61% of taps in padding."""
     info = aa.branch_info(36, 64)
     assert info.kernel_extent == (73, 73)
     assert round(info.coverage[0] * 100) == 114

@@ -34,7 +34,7 @@ def smp_report():
 
 @pytest.mark.slow
 def test_torchvision_deeplabv3_head_at_512(tv_report):
-    """Rates 12/24/36 at stride 8: F = 64 at 512; rate 36 reads 61% padding (DESIGN §2)."""
+    """Rates 12/24/36 at stride 8: F = 64 at 512; rate 36 reads 61% padding (docs/formulas.md §5)."""
     (head,) = tv_report.aspp
     assert head.name == "classifier.0"
     assert head.rates == [(12, 12), (24, 24), (36, 36)]

@@ -14,32 +14,31 @@ Which files are linted:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
-from atrous_advisor.configs.detectron2 import Detectron2Loader, looks_like_detectron2
-from atrous_advisor.configs.facts import ConfigFacts, Framework
-from atrous_advisor.configs.mmseg import MMSegLoader
-from atrous_advisor.configs.resolve_detectron2 import resolve_detectron2
-from atrous_advisor.configs.resolve_mmseg import resolve_mmseg
-from atrous_advisor.configs.resolve_smp import resolve_smp
+from atrous_advisor.configs.facts import ConfigFacts, drop_out_of_range
+from atrous_advisor.configs.frameworks import Framework, Skipped, recognise, registry
 from atrous_advisor.configs.rules import RULES, Diagnostic
 from atrous_advisor.configs.settings import Settings
-from atrous_advisor.configs.smp import looks_like_smp, parse_smp
-from atrous_advisor.configs.values import Loc, canonical, split_lines
+from atrous_advisor.configs.supplied import file_values, supply
+from atrous_advisor.configs.values import canonical, split_lines
 from atrous_advisor.errors import ConfigError
 
 _NOQA = re.compile(r"#\s*atrous-advisor:\s*noqa(?::\s*(?P<codes>[A-Za-z]+\d+(?:\s*,\s*[A-Za-z]+\d+)*))?", re.I)
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
+registry()  # import every layout's reader now, not halfway through a run
 
 
 @dataclass
 class ConfigResult:
     path: Path
-    framework: Framework
+    framework: str  # a registry name: "mmseg", "detectron2", ...
     facts: Optional[ConfigFacts]
     diagnostics: list[Diagnostic]
     writable: bool  # named by the user (or inside a folder they named): --fix may write it
@@ -52,25 +51,31 @@ class LintError:
     message: str
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file recognised as something other than a training config (an ordinary module, a LazyConfig)."""
+
+    path: Path
+    what: str
+    named: bool  # given on the command line (said on stderr), rather than met while walking a folder
+    special: bool = False  # a FIFO, socket or device: never opened, and always said on stderr
+
+
 @dataclass
 class LintRun:
     results: list[ConfigResult] = field(default_factory=list)
     errors: list[LintError] = field(default_factory=list)
+    skipped: list[SkippedFile] = field(default_factory=list)
 
     @property
     def diagnostic_count(self) -> int:
         return sum(len(r.diagnostics) for r in self.results)
 
 
-def framework_of(path: Path) -> Optional[Framework]:
-    suffix = path.suffix.lower()
-    if suffix == ".py":
-        return "mmseg"
-    if suffix in (".yaml", ".yml"):
-        return "detectron2" if looks_like_detectron2(path) else None
-    if suffix == ".json":
-        return "smp" if looks_like_smp(path) else None
-    return None
+def framework_of(path: Path) -> Optional[str]:
+    """The registry name of the layout ``path`` is written in, by its content; None when it is no config."""
+    found = recognise(path)
+    return found.name if isinstance(found, type) else None
 
 
 def is_base_file(path: Path) -> bool:
@@ -85,12 +90,30 @@ def _skip_dir(folder: str, name: str) -> bool:
     return os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))  # a virtualenv inside the tree
 
 
-def walk(root: Path, include_bases: bool = False, recursive: bool = True) -> Iterable[Path]:
+def special_file(path: Path) -> Optional[str]:
+    """What ``path`` is when it is not a regular file (a FIFO would block a read forever, /dev/zero never end)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device" if (
+        stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "not a regular file"
+
+
+def walk(root: Path, include_bases: bool = False, recursive: bool = True, skipped: Optional[list] = None) -> Iterable[Path]:
+    """Config-like files under ``root``; special files are never opened, only listed in ``skipped``."""
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if recursive and not _skip_dir(folder, d) and (include_bases or d != "_base_"))
         for name in sorted(files):
             if name.endswith((".py", ".yaml", ".yml", ".json")):
                 path = Path(folder) / name
+                kind = special_file(path)
+                if kind is not None:
+                    if skipped is not None and (path, kind) not in skipped:
+                        skipped.append((path, kind))
+                    continue
                 if include_bases or not is_base_file(path):
                     yield path
 
@@ -101,26 +124,35 @@ class Linter:
     def __init__(self, settings: Settings, overrides: Optional[dict[Path, str]] = None):
         self.settings = settings
         self.overrides = {canonical(p): t for p, t in (overrides or {}).items()}
-        self.mmseg = MMSegLoader(overrides=dict(self.overrides))
-        self.detectron2 = Detectron2Loader(overrides=dict(self.overrides))
+        self.layouts: dict[str, Framework] = {cls.name: cls(dict(self.overrides), settings) for cls in registry()}
         self._lines: dict[Path, list[str]] = {}
 
+    def recognise(self, path: Path):
+        return recognise(path, self.overrides.get(canonical(path)))
+
     # --- one config ------------------------------------------------------------------------------------
-    def facts(self, path: Path, framework: Framework) -> ConfigFacts:
-        anchor = Loc(canonical(path), 1, 0, 1, 0)
-        if framework == "mmseg":
-            facts = resolve_mmseg(path, self.mmseg.load(path), anchor)
-        elif framework == "detectron2":
-            facts = resolve_detectron2(path, self.detectron2.load(path), anchor)
-        else:
-            facts = resolve_smp(path, parse_smp(path, self.overrides.get(canonical(path))), anchor)
-        if facts.crop is None and self.settings.crop is not None:
-            facts.crop, facts.crop_source = self.settings.crop, "settings"
+    def facts(self, path: Path, framework: str) -> ConfigFacts:
+        facts = self.layouts[framework].facts(path)
+        drop_out_of_range(facts)
+        supply(facts, file_values(canonical(path), self.lines(path)), self.settings)
         return facts
 
-    def lint_config(self, path: Path, framework: Framework, writable: bool) -> ConfigResult:
+    def lint_config(self, path: Path, framework: str, writable: bool) -> ConfigResult:
         facts = self.facts(path, framework)
-        found = [d for code, rule in RULES.items() if self.settings.enabled(code) for d in rule.check(facts, self.settings)]
+        # A second ASPP head is checked as the same config seen with that head: the rules read one head each.
+        views = [facts] + [
+            dataclasses.replace(facts, aspp=head, extra_aspp=[], ppm=None, dilated_convs=[], declared_stride=None,
+                                divisibility=None, unresolved=[], believed=[])
+            for head in facts.extra_aspp
+        ]
+        found, seen = [], set()
+        for view in views:
+            for code, rule in RULES.items():
+                if self.settings.enabled(code):
+                    for d in rule.check(view, self.settings):
+                        if (d.code, d.loc, d.message) not in seen:
+                            seen.add((d.code, d.loc, d.message))
+                            found.append(d)
         kept = [d for d in found if not self.suppressed(d)]
         kept.sort(key=lambda d: (str(d.loc.path), d.loc.line, d.loc.col, d.code))
         return ConfigResult(path, framework, facts, kept, writable, len(found) - len(kept))
@@ -148,31 +180,61 @@ class Linter:
         return codes is None or diagnostic.code in {c.strip().upper() for c in codes.split(",")}
 
     # --- inheritance -----------------------------------------------------------------------------------
-    def bases_of(self, path: Path, framework: Framework) -> list[Path]:
-        if framework == "mmseg":
-            return self.mmseg.parsed(path).bases
-        if framework == "detectron2":
-            return self.detectron2.parsed(path).bases
-        return []
+    def bases_of(self, path: Path, framework: str) -> list[Path]:
+        return self.layouts[framework].bases(path)
 
-    def ancestors(self, path: Path, framework: Framework, seen: Optional[set] = None) -> set[Path]:
-        seen = set() if seen is None else seen
-        for base in self.bases_of(path, framework):
-            if base not in seen:
-                seen.add(base)
-                if base.is_file():
-                    self.ancestors(base, framework, seen)
+    def ancestors(self, path: Path, framework: str) -> set[Path]:
+        """Every file ``path`` inherits from, transitively (a list, not recursion: chains may be deep)."""
+        seen: set[Path] = set()
+        todo = [path]
+        while todo:
+            for base in self.bases_of(todo.pop(), framework):
+                if base not in seen:
+                    seen.add(base)
+                    if base.is_file():
+                        todo.append(base)
         return seen
 
-    def dependents(self, changed: list[Path], roots: list[tuple[Path, bool]]) -> tuple[list[Path], list[LintError]]:
+    def inherits(self, path: Path, framework: str, changed: set[Path], memo: dict[Path, bool]) -> bool:
+        """Whether ``path`` inherits (transitively) from one of ``changed``.
+
+        A list, not recursion, since chains may be thousands of files deep; ``memo`` remembers the answer for
+        every file on the way, so a folder of such chains is read in linear time.
+        """
+        parent: dict[Path, Path] = {}
+        todo = [path]
+        found: Optional[Path] = None
+        while todo and found is None:
+            node = todo.pop()
+            for base in self.bases_of(node, framework):
+                if base in changed or memo.get(base):
+                    found = node
+                    break
+                if base not in parent and base != path and base not in memo:
+                    parent[base] = node
+                    if base.is_file():
+                        todo.append(base)
+        if found is None:
+            memo.update(dict.fromkeys(parent, False))
+        else:
+            while found != path:  # the files between `path` and the changed base inherit from it too
+                memo[found] = True
+                found = parent[found]
+        memo[path] = found is not None
+        return memo[path]
+
+    def dependents(
+        self, changed: list[Path], roots: list[tuple[Path, bool]], skipped: Optional[list] = None
+    ) -> tuple[list[Path], list[LintError]]:
         """Configs under ``roots`` (folder, recursive) that inherit (transitively) from one of ``changed``."""
         changed_set = {canonical(p) for p in changed}
         names = {p.name for p in changed_set}
         found: list[Path] = []
         errors: list[LintError] = []
         seen: set[Path] = set()
+        memo: dict[Path, bool] = {}
         for root, recursive in roots:
-            for candidate in walk(root, include_bases=True, recursive=recursive):
+            for candidate in walk(root, include_bases=True, recursive=recursive, skipped=skipped):
                 key = canonical(candidate)
                 if key in seen or key in changed_set:
                     continue
@@ -182,13 +244,14 @@ class Linter:
                 except OSError:
                     continue
                 # Cheap filter first: a file that inherits from x.py mentions "x.py" somewhere up its chain.
-                framework = framework_of(candidate)
-                if framework is None or framework == "smp":
+                layout = self.recognise(candidate)
+                if not isinstance(layout, type):
                     continue
+                framework = layout.name
                 if not any(n in text for n in names) and "_base_" not in text.lower():
                     continue
                 try:
-                    if self.ancestors(candidate, framework) & changed_set:
+                    if self.inherits(key, framework, changed_set, memo):
                         found.append(candidate)
                 except ConfigError as exc:
                     if any(n in text for n in names):
@@ -196,49 +259,77 @@ class Linter:
         return found, errors
 
 
+def _not_recognised(path: Path) -> str:
+    """Why a named file is not linted: unreadable, or no layout atrous-advisor reads."""
+    from atrous_advisor.configs.frameworks._yaml import Unreadable, top_mapping
+
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"{path}: cannot read: {exc.strerror}"
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            top_mapping(text)
+        except Unreadable as exc:
+            return f"{path}: unreadable YAML: {exc}"
+    return (
+        f"{path}: not a config layout atrous-advisor reads (MMSegmentation, mmengine new-style, Detectron2, "
+        "PaddleSeg, smp config.json, or a yacs layout mapped in [tool.atrous-advisor])"
+    )
+
+
 def lint_paths(
     paths: list[Path], settings: Settings, roots: Iterable[Path] = (), overrides: Optional[dict[Path, str]] = None
 ) -> LintRun:
     linter = Linter(settings, overrides)
     run = LintRun()
-    targets: dict[Path, tuple[Path, Framework, bool]] = {}
+    targets: dict[Path, tuple[Path, str, bool]] = {}
     named: list[Path] = []
     # Where to look for configs inheriting a named file: (folder, recursive). A base is shared across the
     # tree above its `_base_` folder; an ordinary config is inherited by its siblings (r101 from r50).
     search_roots: list[tuple[Path, bool]] = [(Path(r), True) for r in roots]
+    skipped: dict[Path, SkippedFile] = {}
+    special: list[tuple[Path, str]] = []  # FIFOs, sockets and devices met while walking
 
-    def add(path: Path, writable: bool) -> bool:
-        framework = framework_of(path)
+    def add(path: Path, writable: bool, is_named: bool = False) -> bool:
+        """Queue a config; a file that is no config is counted as skipped. False when it is not a config."""
+        layout = linter.recognise(path)
         key = canonical(path)
-        if framework is not None and key not in targets:
-            targets[key] = (path, framework, writable)
-        return framework is not None
+        if isinstance(layout, Skipped):
+            skipped.setdefault(key, SkippedFile(path, layout.what, is_named))
+            return False
+        if layout is None:
+            return False
+        if key not in targets:
+            targets[key] = (path, layout.name, writable)
+        return True
 
     for path in paths:
         if path.is_dir():
             search_roots.append((path, True))
-            configs = [add(found, True) for found in walk(path)]
+            configs = [add(found, True) for found in walk(path, skipped=special)]
             if not any(configs):  # a wrong folder in CI must not pass as "all checks passed"
                 run.errors.append(LintError(path, f"{path}: no configs found in this folder"))
         elif path.is_file():
             named.append(path)
+            layout = linter.recognise(path)
             if is_base_file(path):
-                framework = framework_of(path)
                 try:  # a base is not linted alone, but a broken base is still an error naming it
-                    if framework in ("mmseg", "detectron2"):
-                        linter.bases_of(path, framework)
+                    if isinstance(layout, type):
+                        linter.bases_of(path, layout.name)
                 except ConfigError as exc:
                     run.errors.append(LintError(path, str(exc)))
                 parts = canonical(path).parts
                 top = Path(*parts[: parts.index("_base_")]) if "_base_" in parts else path.parent
                 search_roots.append((top, True))
             else:
-                if not add(path, True):
-                    try:  # YAML/JSON are recognised by their content: an unreadable one must not pass silently
-                        open(path, "rb").close()
-                    except OSError as exc:
-                        run.errors.append(LintError(path, f"{path}: cannot read: {exc.strerror}"))
+                if not add(path, True, is_named=True) and layout is None:
+                    # Named, and no layout claims it: never "0 configs, all checks passed".
+                    run.errors.append(LintError(path, _not_recognised(path)))
                 search_roots.append((path.parent, False))
+        elif special_file(path):
+            run.errors.append(LintError(path, f"{path}: {special_file(path)}, not a config file; not opened"))
         else:
             run.errors.append(LintError(path, f"{path}: no such file or directory"))
     if named:
@@ -246,16 +337,22 @@ def lint_paths(
         pruned = [r for i, r in enumerate(recursive) if not any(r.is_relative_to(o) for o in recursive[:i])]
         flat = {canonical(r) for r, rec in search_roots if not rec} - set(pruned)
         flat = {r for r in flat if not any(r.is_relative_to(o) for o in pruned)}
-        dependents, errors = linter.dependents(named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)])
+        dependents, errors = linter.dependents(
+            named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)], skipped=special
+        )
         run.errors.extend(errors)
         for path in dependents:
             if not is_base_file(path):
                 add(path, False)
+    for path, kind in special:
+        skipped.setdefault(canonical(path), SkippedFile(path, f"{kind}, not a config file; not opened", False, True))
+    run.skipped = list(skipped.values())
     for key, (path, framework, writable) in targets.items():
         try:
             run.results.append(linter.lint_config(path, framework, writable))
         except ConfigError as exc:
-            run.errors.append(LintError(path, str(exc)))
+            if not any(e.message == str(exc) for e in run.errors):  # a cycle is one error, whichever file met it
+                run.errors.append(LintError(path, str(exc)))
         except RecursionError:
             run.errors.append(LintError(path, f"{path}: nested too deeply to evaluate"))
         except Exception as exc:  # a bug in a reader or rule must not stop the other files being linted
@@ -276,10 +373,11 @@ class FileFix:
 
 
 def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_rounds: int = 8) -> list[FileFix]:
-    """Fix each writable leaf one edit at a time, re-linting the edited text in between.
+    """Fix each writable leaf one edit at a time, re-parsing and re-linting the edited text after each edit.
 
     One edit per round keeps two fixes from writing two ``model = dict(...)`` overrides (the second would
-    rebind the name and drop the first); re-linting also confirms that the edit resolved as intended.
+    rebind the name and drop the first). An edit is kept only if the edited text still parses and no longer
+    carries the finding it fixes; otherwise it is dropped with the reason, and ``--fix`` never writes it.
     """
     from atrous_advisor.configs.fixes import Unfixable, apply_edits, edits_for
 
@@ -295,9 +393,16 @@ def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_ro
         except (OSError, UnicodeDecodeError):
             continue
         fix = FileFix(result.path, original, original)
+
+        def relint(text: str) -> ConfigResult:
+            return Linter(settings, {result.path: text}).lint_config(result.path, result.framework, True)
+
+        try:
+            current = relint(original)
+        except ConfigError:  # changed on disk since it was linted: fix nothing in it
+            continue
         tried: set = set()
         for _ in range(max_rounds):
-            current = Linter(settings, {result.path: fix.fixed}).lint_config(result.path, result.framework, True)
             progressed = False
             for d in current.diagnostics:
                 if d.fix is None:
@@ -315,11 +420,25 @@ def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_ro
                     fix.skipped.append(f"{d.code}: {exc}")
                     continue
                 new_text = apply_edits(fix.fixed, edits)
-                if new_text != fix.fixed:
-                    fix.fixed = new_text
-                    fix.applied.append(d.fix.title)
-                    progressed = True
-                    break
+                if new_text == fix.fixed:
+                    continue
+                try:
+                    after = relint(new_text)
+                except ConfigError as exc:
+                    detail = str(exc)
+                    for name in (str(canonical(result.path)), str(result.path)):  # it is the edited text, not the file
+                        if detail.startswith(name + ":"):
+                            detail = "at line " + detail[len(name) + 1 :]
+                    fix.skipped.append(f"{d.code}: the edit would leave the file unreadable ({detail}); fix it by hand")
+                    continue
+                if any(a.code == d.code and a.fix is not None and a.fix.target.keys == d.fix.target.keys
+                       for a in after.diagnostics):
+                    fix.skipped.append(f"{d.code}: the edit did not take (the finding remains); fix it by hand")
+                    continue
+                fix.fixed, current = new_text, after
+                fix.applied.append(d.fix.title)
+                progressed = True
+                break
             if not progressed:
                 break
         out.append(fix)

@@ -62,7 +62,16 @@ _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
     ast.Pow: operator.pow,
 }
 _NUMBER = (int, float)
-_MAX_SEQUENCE = 10_000  # `[0] * 10**9` in a config must not take the linter down
+
+# The evaluation budget. A config is data written as Python; one that needs more than this to evaluate is not
+# one a linter should evaluate: the expression becomes opaque ("too complex to evaluate statically", AA001 on
+# its line when a rule needs it) instead of taking the linter down (`10**64**64`, `x = x * x` forty times).
+_MAX_SEQUENCE = 10_000  # items in one list/tuple/str (`[0] * 10**9`)
+_MAX_ITEMS = 100_000  # values inside one value, nested ones included (`y = [x] * 10000` with x of 10000)
+_MAX_INT_BITS = 4_096  # about 1,233 digits; also keeps every int printable (Python's 4,300-digit limit)
+_MAX_OPERATIONS = 200_000  # expression nodes evaluated per file
+_MAX_DEPTH = 100  # expressions nested inside each other
+TOO_COMPLEX = "too complex to evaluate statically"
 
 
 def _is_number(x: Any) -> bool:
@@ -78,6 +87,9 @@ class _FileEvaluator:
         self.base = base
         self.placeholders: dict[int, list[tuple[int, int]]] = placeholders or {}
         self.names: dict[str, V] = {}
+        self.operations = 0
+        self.depth = 0
+        self._weights: dict[int, tuple[V, int]] = {}  # id -> (value kept alive, values inside it)
 
     # --- locations -------------------------------------------------------------------------------------
     def _char_col(self, line: int, byte_col: int) -> int:
@@ -262,10 +274,38 @@ class _FileEvaluator:
         handler = getattr(self, "_" + type(node).__name__, None)
         if handler is None:
             return self.opaque(node, f"{type(node).__name__} expression `{_snippet(node)}` is not evaluated statically")
-        return handler(node)
+        self.operations += 1
+        if self.operations > _MAX_OPERATIONS:
+            return self.opaque(node, f"{TOO_COMPLEX}: the file needs more than {_MAX_OPERATIONS} operations")
+        if self.depth >= _MAX_DEPTH:
+            return self.opaque(node, f"{TOO_COMPLEX}: expressions nested more than {_MAX_DEPTH} deep")
+        self.depth += 1
+        try:
+            value = handler(node)
+        finally:
+            self.depth -= 1
+        if isinstance(value.value, (list, tuple, dict)) and self.weight(value) > _MAX_ITEMS:
+            return self.opaque(node, f"{TOO_COMPLEX}: a value holding more than {_MAX_ITEMS} values")
+        return value
+
+    def weight(self, v: V) -> int:
+        """How many values ``v`` holds, nested ones included (shared ones counted each time, as a reader would)."""
+        known = self._weights.get(id(v))
+        if known is not None and known[0] is v:
+            return known[1]
+        items = v.value.values() if isinstance(v.value, dict) else v.value if isinstance(v.value, (list, tuple)) else ()
+        total = 1
+        for item in items:
+            total += self.weight(item) if isinstance(item, V) else 1
+            if total > _MAX_ITEMS:
+                break
+        self._weights[id(v)] = (v, total)
+        return total
 
     def _Constant(self, node: ast.Constant) -> V:
         loc = self.loc(node)
+        if type(node.value) is int and node.value.bit_length() > _MAX_INT_BITS:
+            return V(Opaque(f"{TOO_COMPLEX}: an integer of more than {_MAX_INT_BITS} bits"), loc, loc)
         return V(node.value, loc, loc)
 
     def _sequence(self, node: Union[ast.Tuple, ast.List], kind: type) -> V:
@@ -361,7 +401,7 @@ class _FileEvaluator:
             return V(owner.value, loc, loc)
         if isinstance(node.slice, ast.Slice):
             bounds = [self.expr(b).value if b is not None else None for b in (node.slice.lower, node.slice.upper, node.slice.step)]
-            if isinstance(owner.value, (list, tuple)) and all(b is None or type(b) is int for b in bounds):
+            if isinstance(owner.value, (list, tuple)) and all(b is None or type(b) is int for b in bounds) and bounds[2] != 0:
                 return V(owner.value[slice(*bounds)], loc, loc)
             return V(Opaque(f"slice `{_snippet(node)}` is not evaluated"), loc, loc)
         index = self.expr(node.slice).value
@@ -384,8 +424,8 @@ class _FileEvaluator:
         fn = _BINOPS.get(type(op))
         try:
             if fn is not None and _is_number(a) and _is_number(b):
-                if isinstance(op, ast.Pow) and abs(b) > 64:
-                    raise OverflowError
+                if _int_too_big(op, a, b):
+                    return V(Opaque(f"{TOO_COMPLEX}: `{_snippet(node)}` is an integer of more than {_MAX_INT_BITS} bits"), loc, loc)
                 return V(fn(a, b), loc, loc)
             if isinstance(op, ast.Add) and type(a) is type(b) and isinstance(a, (list, tuple, str)):
                 if len(a) + len(b) > _MAX_SEQUENCE:  # `x = x + x` twenty times must not take the linter down
@@ -412,6 +452,18 @@ class _FileEvaluator:
         if isinstance(node.op, ast.Not) and isinstance(x, (bool, int, float, str, list, tuple, dict, type(None))):
             return V(not x, loc, loc)
         return V(Opaque(f"`{_snippet(node)}` is not evaluated"), loc, loc)
+
+
+def _int_too_big(op: ast.operator, a: Any, b: Any) -> bool:
+    """Whether ``a op b`` would be an int past the budget — decided before computing it (``10**10**10``)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return False  # floats overflow to an OverflowError, which makes the value opaque
+    bits_a, bits_b = abs(a).bit_length(), abs(b).bit_length()
+    if isinstance(op, ast.Pow):
+        return b > 0 and bits_a > 1 and (bits_a - 1) * b > _MAX_INT_BITS
+    if isinstance(op, ast.Mult):
+        return bits_a + bits_b > _MAX_INT_BITS + 1
+    return max(bits_a, bits_b) > _MAX_INT_BITS
 
 
 def _method_calls(stmt: ast.AST):
@@ -456,8 +508,10 @@ def parse_file(path: Path, text: Optional[str] = None) -> ParsedFile:
         tree = ast.parse(source, filename=str(path))
     except SyntaxError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{(exc.offset or 0)}: syntax error: {exc.msg}") from None
-    except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurdly deep nesting
-        raise ConfigError(f"{path}: cannot parse: {type(exc).__name__}: {exc}") from None
+    except (RecursionError, MemoryError):  # the parser's own limit on nesting
+        raise ConfigError(f"{path}: cannot parse: {TOO_COMPLEX} (nested too deeply)") from None
+    except ValueError as exc:  # null bytes
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
     lines = split_lines(text)
     for stmt in tree.body:  # mmengine's pure-Python configs import their bases as modules
         if isinstance(stmt, ast.With) and any(

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import Any, Optional
 
 from atrous_advisor.errors import ConfigError, InputError
-from atrous_advisor.geometry import DEFAULT_MARGIN, DEFAULT_MIN_CELL, parse_crop
+from atrous_advisor.geometry import DEFAULT_MARGIN, DEFAULT_MIN_CELL, TOLERANCE
+from atrous_advisor.numbers import CROP, MARGIN, MIN_CELL, check_int, int_problem, parse_pair, shown
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-DEFAULT_TOLERANCE = 0.15  # AA101: |r − r*| > max(1, tolerance·r*)
-PADDING_THRESHOLD = 0.75  # AA103: a branch whose taps read more padding than this
+# The defaults are the assessment's (geometry/assessment.py); `tolerance` here overrides it for AA101.
+DEFAULT_TOLERANCE = TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class Settings:
     min_cell: int = DEFAULT_MIN_CELL
     margin: int = DEFAULT_MARGIN
     crop: Optional[tuple[int, int]] = None  # for configs that carry no crop (smp, Detectron2 without CROP)
+    stride: Optional[int] = None  # for heads whose output stride the config does not determine
+    crop_from: str = field(default="", compare=False)  # "--crop" or "`crop` in pyproject.toml": said in messages
+    stride_from: str = field(default="", compare=False)
     source: Optional[Path] = field(default=None, compare=False)
 
     def enabled(self, code: str) -> bool:
@@ -46,7 +50,7 @@ def _codes(value: Any, key: str, where: Path) -> tuple[str, ...]:
 
 
 def parse_settings(table: dict, where: Path) -> Settings:
-    known = {"select", "ignore", "tolerance", "min-cell", "min_cell", "margin", "crop"}
+    known = {"select", "ignore", "tolerance", "min-cell", "min_cell", "margin", "crop", "stride"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) in [tool.atrous-advisor]: {', '.join(unknown)}")
@@ -63,15 +67,31 @@ def parse_settings(table: dict, where: Path) -> Settings:
     for key in ("min-cell", "min_cell", "margin"):
         if key in table:
             value = table[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if "cell" in key else 0):
-                raise ConfigError(f"{where}: [tool.atrous-advisor] {key} {value!r}: must be a positive integer")
+            problem = int_problem(value, MIN_CELL if "cell" in key else MARGIN)
+            if problem:
+                raise ConfigError(f"{where}: [tool.atrous-advisor] {key} {shown(value)}: {problem}")
             out[key.replace("-", "_")] = value
     if "crop" in table:
         raw = table["crop"]
         try:
-            out["crop"] = parse_crop(tuple(raw) if isinstance(raw, list) else raw)
-        except (InputError, TypeError, IndexError):
-            raise ConfigError(f"{where}: [tool.atrous-advisor] crop {raw!r}: expected 512, \"512x1024\" or [512, 1024]") from None
+            if isinstance(raw, list) and len(raw) == 2:
+                out["crop"] = (check_int(raw[0], "crop", CROP), check_int(raw[1], "crop", CROP))
+            elif isinstance(raw, (int, str)) and not isinstance(raw, bool):
+                out["crop"] = parse_pair(raw, "crop", CROP)
+            else:
+                raise InputError("")
+        except InputError:
+            raise ConfigError(
+                f"{where}: [tool.atrous-advisor] crop {shown(raw)}: expected 512, \"512x1024\" or [512, 1024], "
+                f"each {CROP.describe()}"
+            ) from None
+    if "stride" in table:
+        from atrous_advisor.configs.supplied import parse_stride
+
+        out["stride"] = parse_stride(str(table["stride"]), f"{where}: [tool.atrous-advisor]")
+        out["stride_from"] = f"`stride` in {where.name} [tool.atrous-advisor]"
+    if "crop" in out:
+        out["crop_from"] = f"`crop` in {where.name} [tool.atrous-advisor]"
     return Settings(**out)
 
 
@@ -85,7 +105,23 @@ def find_settings(start: Path) -> Settings:
                 data = tomllib.loads(candidate.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"{candidate}: cannot read: {exc}") from None
-            table = data.get("tool", {}).get("atrous-advisor")
-            if table is not None:
+            except ValueError:  # tomllib converts every integer, even one of 5,000 digits
+                raise ConfigError(f"{candidate}: cannot read: an integer too long to convert") from None
+            tool = data.get("tool", {})
+            if not isinstance(tool, dict):
+                raise ConfigError(f"{candidate}: `tool` must be a table ([tool.atrous-advisor])")
+            table = tool.get("atrous-advisor")
+            if isinstance(table, dict):
                 return parse_settings(table, candidate)
+            if table is not None:
+                raise ConfigError(f"{candidate}: `tool.atrous-advisor` must be a table ([tool.atrous-advisor])")
     return Settings()
+
+
+def check_codes(codes: tuple[str, ...], where: str) -> None:
+    """A typo in --select must not select nothing and pass every config."""
+    from atrous_advisor.configs.rules import RULES
+
+    for code in codes:
+        if not any(known.startswith(code) for known in RULES):
+            raise InputError(f"{where} {code!r}: no rule code starts with it (rules: {', '.join(RULES)})")

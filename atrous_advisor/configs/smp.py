@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from atrous_advisor.errors import ConfigError
+from atrous_advisor.numbers import load_json
 from atrous_advisor.configs.values import Loc, V
 
 MODEL_CLASS_KEY = "_model_class"
@@ -23,11 +24,13 @@ def parse_smp(path: Path, text: Optional[str] = None) -> dict:
     try:
         if text is None:
             text = path.read_text(encoding="utf-8")
-        data = json.loads(text)
+        data = load_json(text)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: unreadable JSON: {exc.msg}") from None
+    except ValueError as exc:  # an integer past the cap, nesting past Python's stack
+        raise ConfigError(f"{path}: unreadable JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: an smp config.json must be a JSON object")
     decoder = json.JSONDecoder()

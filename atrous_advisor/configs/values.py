@@ -80,6 +80,10 @@ class V:
     loc: Loc
     site: Loc
     shape: Optional[DictShape] = None  # set when the site is a dict expression that can take an entry
+    # YAML anchors: "*name" inside an aliased subtree or on an anchor's definition that aliases reuse (an
+    # edit there changes every user), "<<" for a key merged in (overridden by adding the key explicitly).
+    # --fix never edits a shared value in place.
+    shared: str = ""
 
     def at_site(self, site: Loc, shape: Optional[DictShape] = None) -> "V":
         return replace(self, site=site, shape=shape)

@@ -3,6 +3,17 @@
 Every quantity is per axis: a pair ``(h, w)``. Scalars given by the user are broadcast to both axes.
 """
 
+from atrous_advisor.geometry.assessment import (
+    PADDING_PROBLEM,
+    TOLERANCE,
+    TOLERANCE_FLOOR,
+    AsppAssessment,
+    BranchAssessment,
+    assess_aspp,
+    assess_branch,
+    effective_base_rate,
+    tolerance_of,
+)
 from atrous_advisor.geometry.axes import Pair, pair, parse_crop, parse_int_list
 from atrous_advisor.geometry.ppm import DEFAULT_MIN_CELL, DEFAULT_SCALES, CellInfo, PPMAnalysis, analyse_ppm, suggest_scales
 from atrous_advisor.geometry.rates import (
@@ -12,14 +23,12 @@ from atrous_advisor.geometry.rates import (
     BranchInfo,
     RateSetAnalysis,
     analyse_rates,
-    base_rate_within_tolerance,
     branch_info,
     default_base_rate,
     feature_map,
     fov,
     optimal_base_rate,
     padding_fraction,
-    rate_tolerance,
     round_half_up,
     single_int_rate,
     suggested_base_rate,
@@ -27,6 +36,15 @@ from atrous_advisor.geometry.rates import (
 )
 
 __all__ = [
+    "PADDING_PROBLEM",
+    "TOLERANCE",
+    "TOLERANCE_FLOOR",
+    "AsppAssessment",
+    "BranchAssessment",
+    "assess_aspp",
+    "assess_branch",
+    "effective_base_rate",
+    "tolerance_of",
     "DEFAULT_BRANCHES",
     "DEFAULT_MARGIN",
     "DEFAULT_MIN_CELL",
@@ -39,7 +57,6 @@ __all__ = [
     "RateSetAnalysis",
     "analyse_ppm",
     "analyse_rates",
-    "base_rate_within_tolerance",
     "branch_info",
     "default_base_rate",
     "feature_map",
@@ -49,7 +66,6 @@ __all__ = [
     "pair",
     "parse_crop",
     "parse_int_list",
-    "rate_tolerance",
     "round_half_up",
     "single_int_rate",
     "suggested_base_rate",

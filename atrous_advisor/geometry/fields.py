@@ -3,7 +3,7 @@
 Coordinates are input pixels; input pixel ``i`` has its centre at ``i``. For a node of the graph, feature
 ``m`` along an axis sits at ``start + m·jump`` and reads the input pixels ``m·jump + support``.
 
-Per axis and per node we keep (DESIGN §2):
+Per axis and per node we keep (docs/formulas.md §7):
 
 * ``jump``   input pixels between neighbouring features (the effective stride), a Fraction because
   interpolation to a measured size (97 → 769) gives non-integer jumps;

@@ -112,15 +112,6 @@ def single_int_rate(optimal: FloatPair) -> int:
     return round_half_up(Fraction(math.sqrt(rh * rw)))
 
 
-def rate_tolerance(optimal: float) -> float:
-    """How far a base rate may be from r* before it is worth changing: max(1, 15% of r*)."""
-    return max(1.0, 0.15 * optimal)
-
-
-def base_rate_within_tolerance(base: float, optimal: float) -> bool:
-    return abs(base - optimal) <= rate_tolerance(optimal)
-
-
 def _valid_taps_sum(dilation: int, size: int) -> int:
     """Σ over output positions x of the number of taps x−d, x, x+d inside [0, size)."""
     return size + 2 * max(0, size - dilation)

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any, Optional
 
 from atrous_advisor.errors import MissingExtraError, ModelLoadError
+from atrous_advisor.usercode import user_code
 
 
 def _torch():
@@ -137,7 +138,7 @@ def _build(spec: str, kwargs: dict, device: str) -> Any:
     torch = _torch()
     target, attr, is_file = _split_spec(spec)
     user_file = None
-    with torch.device(device):
+    with torch.device(device), user_code(spec):
         if is_file:
             path = Path(target).expanduser()
             if not path.is_file():

@@ -6,12 +6,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from atrous_advisor.advice import fmt_pair, fmt_rates
+from atrous_advisor.geometry.assessment import PADDING_PROBLEM
+from atrous_advisor.report import format as fmt
 from atrous_advisor.report.models import PPMReport, RateReport
-
-
-def _pct(ratio_pair) -> str:
-    return fmt_pair(tuple(round(100 * r) for r in ratio_pair), "%")
 
 
 def _verdict(console: Console, ok: bool, text: str) -> None:
@@ -29,14 +26,14 @@ def _snippets(console: Console, snippets: dict[str, str]) -> None:
 
 
 def render_rate(report: RateReport, console: Console) -> None:
-    r_star = fmt_pair(tuple(round(r, 2) for r in report.optimal_base_rate))
+    r_star = fmt.pair(report.optimal_base_rate, digits=2)
     console.print(
-        f"[bold]crop[/bold] {fmt_pair(report.crop)} px · [bold]output stride[/bold] {report.output_stride} · "
-        f"[bold]feature map[/bold] {fmt_pair(report.feature_map)}"
+        f"[bold]crop[/bold] {fmt.crop(report.crop)} px · [bold]output stride[/bold] {report.output_stride} · "
+        f"[bold]feature map[/bold] {fmt.crop(report.feature_map)}"
     )
     console.print(
         f"[bold]optimal base rate[/bold] r* = (L − {report.margin}) / (2·{report.branches}·{report.output_stride})"
-        f" = {r_star} → rates {fmt_rates(report.suggested_rates)}"
+        f" = {r_star} → rates {fmt.rates(report.suggested_rates)}"
     )
     table = Table(show_header=True, header_style="bold", pad_edge=False)
     table.add_column("rate set")
@@ -47,21 +44,21 @@ def render_rate(report: RateReport, console: Console) -> None:
     table.add_column("1×1?", justify="center")
     for ev in report.evaluations:
         # The set's name, rates and FOV stack down the first column beside its branch rows.
-        label = [f"[bold]{ev.name}[/bold] {fmt_rates(ev.rates)}", f"FOV {fmt_pair(ev.fov)} px", f"= {_pct(ev.fov_ratio)} of crop"]
+        label = [f"[bold]{ev.name}[/bold] {fmt.rates(ev.rates)}", f"FOV {fmt.px(ev.fov)}", f"= {fmt.percent_pair(ev.fov_ratio)} of crop"]
         rows = max(len(ev.branches), len(label))
         for i in range(rows):
             b = ev.branches[i] if i < len(ev.branches) else None
             cells = (
-                [fmt_pair(b.rate), fmt_pair(b.kernel_extent), _pct(b.coverage), f"{b.padding_fraction:.0%}",
+                [fmt.pair(b.rate), fmt.pair(b.kernel_extent), fmt.percent_pair(b.coverage), fmt.percent(b.padding_fraction),
                  "[red]yes[/red]" if b.degenerate else "no"]
                 if b else [""] * 5
             )
-            style = "" if b is None else ("red" if b.degenerate else ("yellow" if b.padding_fraction > 0.5 else ""))
+            style = "" if b is None else ("red" if b.degenerate else ("yellow" if b.padding_fraction > PADDING_PROBLEM else ""))
             table.add_row(label[i] if i < len(label) else "", *cells, style=style, end_section=i == rows - 1)
     console.print(table)
     if report.single_int_rates is not None:
         console.print(
-            f"Non-square crop: per-axis rates {fmt_rates(report.suggested_rates)}; "
+            f"Non-square crop: per-axis rates {fmt.rates(report.suggested_rates)}; "
             f"one int per branch: ({', '.join(map(str, report.single_int_rates))})."
         )
     _verdict(console, report.ok, report.verdict)
@@ -70,8 +67,8 @@ def render_rate(report: RateReport, console: Console) -> None:
 
 def render_ppm(report: PPMReport, console: Console) -> None:
     console.print(
-        f"[bold]crop[/bold] {fmt_pair(report.crop)} px · [bold]output stride[/bold] {report.output_stride} · "
-        f"[bold]feature map[/bold] {fmt_pair(report.feature_map)} · [bold]min cell[/bold] {report.min_cell} px"
+        f"[bold]crop[/bold] {fmt.crop(report.crop)} px · [bold]output stride[/bold] {report.output_stride} · "
+        f"[bold]feature map[/bold] {fmt.crop(report.feature_map)} · [bold]min cell[/bold] {report.min_cell} px"
     )
     table = Table(show_header=True, header_style="bold", pad_edge=False)
     table.add_column("scale", justify="right")
@@ -86,8 +83,8 @@ def render_ppm(report: PPMReport, console: Console) -> None:
             status.append("scale > F: bins repeat")
         table.add_row(
             f"{c.scale}×{c.scale}",
-            fmt_pair(tuple(round(f, 1) for f in c.cell_features)),
-            fmt_pair(tuple(round(p) for p in c.cell_pixels)),
+            fmt.pair(c.cell_features, digits=1),
+            fmt.pair(c.cell_pixels, digits=0),
             ", ".join(status) or "ok",
             style="yellow" if status else "",
         )

@@ -33,6 +33,7 @@ import numpy as np
 
 from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import DataError, InputError, ModelLoadError
+from atrous_advisor.usercode import user_code
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -777,6 +778,7 @@ def _panel_notes(m) -> list[str]:
     return notes
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def run_erf(
     model_spec: str,
     crop: IntPair,

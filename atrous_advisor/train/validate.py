@@ -28,6 +28,7 @@ from atrous_advisor.errors import AdvisorError, DataError, InputError, ModelLoad
 from atrous_advisor.geometry import DEFAULT_BRANCHES, suggest_scales, suggested_rates
 from atrous_advisor.report.validate_models import HeadVariant, RunResult, ValidateReport, VariantResult
 from atrous_advisor.train import loop
+from atrous_advisor.usercode import user_code
 from atrous_advisor.train.data import SegmentationDataset, check_labels, discover, infer_num_classes
 from atrous_advisor.train.surgery import apply_rates, apply_scales
 
@@ -638,6 +639,7 @@ def write_outputs(report: ValidateReport, out: Path) -> None:
         atomic_write_bytes(out / "miou_vs_rate.png", plot_png(report))
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None) -> ValidateReport:
     """Train and evaluate every (variant, seed) not already finished in ``request.out``; return the report.
 

@@ -4,8 +4,9 @@ from typing import Iterator
 
 from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.rules._aspp import aspp_context
-from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_float_pair, fmt_rates
+from atrous_advisor.configs.rules.base import Diagnostic, Rule
 from atrous_advisor.configs.settings import Settings
+from atrous_advisor.report import format as fmt
 
 
 class AsppRateOffOptimum(Rule):
@@ -42,17 +43,14 @@ class AsppRateOffOptimum(Rule):
         ctx = aspp_context(facts, settings)
         if ctx is None:
             return
-        n = len(ctx.rates)
-        effective = (max(r[0] for r in ctx.rates) / n, max(r[1] for r in ctx.rates) / n)
-        # max(1, tolerance·r*) is geometry.rate_tolerance with the user's tolerance instead of 0.15.
-        off = [abs(e - o) > max(1.0, settings.tolerance * o) for e, o in zip(effective, ctx.optimal)]
-        if not any(off):
+        a = ctx.assessment
+        if a.within_tolerance:
             return
         default = " (the head's class default)" if ctx.aspp.is_default else ""
         yield self.diagnostic(
-            f"ASPP rates {fmt_rates(ctx.aspp.rates)}{default} {ctx.where}: base rate {fmt_float_pair(effective)} "
-            f"is off the optimum r* = {fmt_float_pair(ctx.optimal)} by more than "
-            f"max(1, {settings.tolerance:g}·r*); use {fmt_rates(ctx.suggested)}",
+            f"ASPP rates {fmt.rates(ctx.aspp.rates)}{default} {ctx.where}: base rate "
+            f"{fmt.pair(a.effective_base_rate, digits=1)} is off the optimum r* = {fmt.pair(ctx.optimal, digits=1)} "
+            f"by more than max(1, {settings.tolerance:g}·r*); {ctx.use}",
             ctx.aspp.loc,
             ctx.fix,
         )

@@ -4,9 +4,10 @@ from typing import Iterator
 
 from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.rules._aspp import aspp_context
-from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_crop, fmt_rate, fmt_rates
+from atrous_advisor.configs.rules.base import Diagnostic, Rule
 from atrous_advisor.configs.settings import Settings
-from atrous_advisor.geometry import branch_info, feature_map
+from atrous_advisor.geometry import assess_branch, feature_map, pair
+from atrous_advisor.report import format as fmt
 
 
 class DegenerateBranch(Rule):
@@ -41,11 +42,11 @@ class DegenerateBranch(Rule):
     def check(self, facts: ConfigFacts, settings: Settings) -> Iterator[Diagnostic]:
         ctx = aspp_context(facts, settings)
         if ctx is not None:
-            bad = [r for r, given in zip(ctx.rates, ctx.aspp.rates) if branch_info(r, ctx.fmap).degenerate]
+            bad = ctx.assessment.degenerate_rates
             if bad:
                 yield self.diagnostic(
-                    f"ASPP branch rate(s) {fmt_rates(bad)} ≥ the {fmt_crop(ctx.fmap)}-position feature map "
-                    f"{ctx.where}: each is a 1×1 conv; use {fmt_rates(ctx.suggested)}",
+                    f"ASPP branch rate(s) {fmt.rates(bad)} ≥ the {fmt.crop(ctx.fmap)}-position feature map "
+                    f"{ctx.where}: each is a 1×1 conv; {ctx.use}",
                     ctx.aspp.loc,
                     ctx.fix,
                 )
@@ -53,10 +54,10 @@ class DegenerateBranch(Rule):
             return
         for conv in facts.dilated_convs:
             fmap = feature_map(facts.crop, conv.stride)
-            if branch_info(conv.rate, fmap).degenerate:
+            if assess_branch(conv.rate, fmap).degenerate:
                 yield self.diagnostic(
-                    f"{conv.head} dilation {fmt_rate(conv.rate)} ≥ the {fmt_crop(fmap)}-position feature map at "
-                    f"crop {fmt_crop(facts.crop)}, stride {conv.stride}: the conv is a 1×1 conv",
+                    f"{conv.head} dilation {fmt.pair(pair(conv.rate))} ≥ the {fmt.crop(fmap)}-position feature map at "
+                    f"crop {fmt.crop(facts.crop)}, stride {conv.stride}: the conv is a 1×1 conv",
                     conv.loc,
                 )
 

@@ -4,16 +4,18 @@ from typing import Iterator
 
 from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.rules._aspp import aspp_context
-from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_crop, fmt_rate, fmt_rates
-from atrous_advisor.configs.settings import PADDING_THRESHOLD, Settings
-from atrous_advisor.geometry import branch_info, feature_map
+from atrous_advisor.configs.rules.base import Diagnostic, Rule
+from atrous_advisor.configs.settings import Settings
+from atrous_advisor.geometry import assess_branch, feature_map
+from atrous_advisor.report import format as fmt
 
 
 class BranchReadsPadding(Rule):
     """## What it does
     Computes, for each dilated 3×3 conv (ASPP branches, `FCNHead(dilation=…)`, dilated backbone stages,
     Detectron2's res5 multi-grid), the exact share of its taps that read zero padding averaged over all output
-    positions of the feature map, and fires above 75%. Degenerate convs (AA102) are not repeated here.
+    positions of the feature map, and fires above 75% (`geometry.PADDING_PROBLEM`: the optimum itself reads
+    about 56%, so a lower threshold would flag the resolution-aware rates). Degenerate convs (AA102) are not repeated here.
 
     ## Why is this bad
     A branch whose taps mostly read padding learns mostly from the border, not from context: the head's
@@ -38,13 +40,12 @@ class BranchReadsPadding(Rule):
     def check(self, facts: ConfigFacts, settings: Settings) -> Iterator[Diagnostic]:
         ctx = aspp_context(facts, settings)
         if ctx is not None:
-            infos = [branch_info(r, ctx.fmap) for r in ctx.rates]
-            bad = [(given, i) for given, i in zip(ctx.aspp.rates, infos) if not i.degenerate and i.padding_fraction > PADDING_THRESHOLD]
+            bad = [b for b in ctx.assessment.branches if b.reads_padding]
             if bad:
-                shares = ", ".join(f"rate {fmt_rate(g)}: {i.padding_fraction:.0%}" for g, i in bad)
+                shares = ", ".join(f"rate {fmt.pair(b.rate)}: {fmt.percent(b.padding_fraction)}" for b in bad)
                 yield self.diagnostic(
-                    f"ASPP branches read mostly zero padding {ctx.where} (F {fmt_crop(ctx.fmap)}): {shares}; "
-                    f"use {fmt_rates(ctx.suggested)}",
+                    f"ASPP branches read mostly zero padding {ctx.where} (F {fmt.crop(ctx.fmap)}): {shares}; "
+                    f"{ctx.use}",
                     ctx.aspp.loc,
                     ctx.fix,
                 )
@@ -52,11 +53,12 @@ class BranchReadsPadding(Rule):
             return
         for conv in facts.dilated_convs:
             fmap = feature_map(facts.crop, conv.stride)
-            info = branch_info(conv.rate, fmap)
-            if not info.degenerate and info.padding_fraction > PADDING_THRESHOLD:
+            branch = assess_branch(conv.rate, fmap)
+            if branch.reads_padding:
                 yield self.diagnostic(
-                    f"{conv.head} dilation {fmt_rate(conv.rate)} reads zero padding with {info.padding_fraction:.0%} "
-                    f"of its taps at crop {fmt_crop(facts.crop)}, stride {conv.stride} (F {fmt_crop(fmap)})",
+                    f"{conv.head} dilation {fmt.pair(branch.rate)} reads zero padding with "
+                    f"{fmt.percent(branch.padding_fraction)} of its taps at crop {fmt.crop(facts.crop)}, "
+                    f"stride {conv.stride} (F {fmt.crop(fmap)})",
                     conv.loc,
                 )
 
