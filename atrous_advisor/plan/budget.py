@@ -54,3 +54,4 @@ def parse_memory(text: str) -> int:
 def usable_bytes(budget: int) -> int:
     """The bytes a training step's tensors may take on a card of ``budget`` bytes (see the module doc)."""
     return max(0, int((budget - CONTEXT_RESERVE) * (1 - ALLOCATOR_MARGIN)))
+

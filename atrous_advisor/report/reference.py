@@ -122,6 +122,8 @@ def _model_table(model: type[BaseModel]) -> list[str]:
         lines += [" ".join(doc.split()), ""]
     lines += ["| key | type | meaning |", "|---|---|---|"]
     for name, field in model.model_fields.items():
+        if field.exclude:  # kept for the human rendering, not part of the JSON
+            continue
         meaning = comments.get(name, "").replace("|", "\\|")
         lines.append(f"| `{name}` | {_type_name(field.annotation)} | {meaning} |")
     return lines + [""]
