@@ -47,6 +47,7 @@ def inspect_model(
     crop_pair = parse_crop(crop)
     if capture not in ("export", "dispatch"):
         raise InputError(f"capture {capture!r}: expected 'export' or 'dispatch'")
+    field_map = Path(field_map) if field_map is not None else None
     if isinstance(model, str):
         report = inspect_spec(model, crop_pair, kwargs, layers=layers, field_map=field_map, prefer=capture)
         return report if name is None else report.model_copy(update={"model": name})

@@ -15,12 +15,25 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
-from atrous_advisor.errors import AdvisorError, RetuneRequired
+from atrous_advisor.errors import AdvisorError, InputError, RetuneRequired
+from atrous_advisor.geometry import parse_crop
 from atrous_advisor.report.inspect_models import InspectReport
 
 PREFIX = "atrous-advisor"
+CropLike = Union[int, str, Sequence[int]]
+
+
+def as_crop(crop: Optional[CropLike]) -> Optional[tuple[int, int]]:
+    """A crop argument (``512``, ``(512, 1024)``, ``[512, 1024]``, ``"512x1024"``) as (h, w); None stays None."""
+    if crop is None:
+        return None
+    if isinstance(crop, (int, str)):
+        return parse_crop(crop)
+    if len(crop) != 2:
+        raise InputError(f"crop {crop!r}: expected 512, (512, 1024) or '512x1024'")
+    return parse_crop((int(crop[0]), int(crop[1])))
 
 
 def _fmt(value) -> str:
@@ -49,7 +62,7 @@ class Verdict:
 
 def _outside_heads(report: InspectReport) -> dict[str, int]:
     """Unsupported ops not inside a head's own branches: the fields the heads rely on may be estimates."""
-    branches = [b for head in (*report.aspp, *report.ppm) for b in head.branch_modules]
+    branches = [b for aspp in report.aspp for b in aspp.branch_modules] + [b for ppm in report.ppm for b in ppm.branch_modules]
     counts: dict[str, int] = {}
     for op, where in report.unsupported_ops.items():
         for module, n in where.items():
@@ -118,7 +131,8 @@ def preflight(model: Any, crop: Optional[Sequence[int]], label: Optional[str] = 
         ), 0.0)
     start = time.perf_counter()
     try:
-        report = live.inspect_copy(live.meta_copy(inner, share=share), tuple(crop), label, layers=False, prefer=capture)
+        pair = (int(crop[0]), int(crop[1]))
+        report = live.inspect_copy(live.meta_copy(inner, share=share), pair, label, layers=False, prefer=capture)
     except AdvisorError as exc:
         reason = str(exc)
     except Exception as exc:  # a model this tool cannot read must not stop the user's training
@@ -154,7 +168,7 @@ def crop_of_batch(batch: Any, example: bool = False) -> Optional[tuple[int, int]
     C×H×W tensor is an image too. None when no image is found."""
     shape = _shape(batch)
     if shape is not None:
-        return shape[-2:] if len(shape) == 4 or (example and len(shape) == 3) else None
+        return (shape[-2], shape[-1]) if len(shape) == 4 or (example and len(shape) == 3) else None
     if isinstance(batch, Mapping):
         for key in _IMAGE_KEYS:
             if key in batch:
@@ -165,7 +179,9 @@ def crop_of_batch(batch: Any, example: bool = False) -> Optional[tuple[int, int]
     elif isinstance(batch, (list, tuple)):
         shapes = [_shape(t) for t in batch]
         if batch and all(s is not None and len(s) == 3 for s in shapes):
-            return shapes[0][-2:]  # type: ignore[index]
+            first = shapes[0]
+            assert first is not None
+            return first[-2], first[-1]
         values = list(batch)
     else:
         return None
