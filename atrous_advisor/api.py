@@ -28,7 +28,7 @@ def inspect_model(
     name: Optional[str] = None,
     layers: bool = False,
     field_map: Optional[Union[str, Path]] = None,
-    capture: str = "export",
+    capture: Optional[str] = None,
 ) -> InspectReport:
     """What ``atrous-advisor inspect MODEL --crop CROP --json`` reports, for a model object or a spec.
 
@@ -37,7 +37,8 @@ def inspect_model(
     A live model is analysed on a copy on the meta device: no memory, no weights read, and the model's
     parameters, device and training mode are left as they are. ``name`` is the report's ``model`` field
     (default: the class's qualified name). ``layers`` fills the per-layer field table; ``field_map``
-    draws the centre output's field to that PNG; ``capture`` is "export" or "dispatch".
+    draws the centre output's field to that PNG; ``capture`` is "export" or "dispatch" (default: the
+    CLI's, so both report the same).
     """
     from atrous_advisor.graph.loading import _torch
 
@@ -45,11 +46,12 @@ def inspect_model(
     from atrous_advisor.graph.inspection import inspect_model as inspect_spec
 
     crop_pair = parse_crop(crop)
-    if capture not in ("export", "dispatch"):
+    capture_option = {} if capture is None else {"prefer": capture}
+    if capture is not None and capture not in ("export", "dispatch"):
         raise InputError(f"capture {capture!r}: expected 'export' or 'dispatch'")
     field_map = Path(field_map) if field_map is not None else None
     if isinstance(model, str):
-        report = inspect_spec(model, crop_pair, kwargs, layers=layers, field_map=field_map, prefer=capture)
+        report = inspect_spec(model, crop_pair, kwargs, layers=layers, field_map=field_map, **capture_option)
         return report if name is None else report.model_copy(update={"model": name})
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model: expected a torch.nn.Module or a spec string, got {type(model).__name__}")
@@ -59,7 +61,7 @@ def inspect_model(
 
     inner = live.unwrap(model)
     label = name or f"{type(inner).__module__}.{type(inner).__qualname__}"
-    return live.inspect_copy(live.meta_copy(inner), crop_pair, label, layers=layers, field_map=field_map, prefer=capture)
+    return live.inspect_copy(live.meta_copy(inner), crop_pair, label, layers=layers, field_map=field_map, **capture_option)
 
 
 def lint_paths(
@@ -79,7 +81,8 @@ def lint_paths(
     the working directory), as for the CLI. Paths in the report are relative to the working directory.
     """
     from atrous_advisor.configs.engine import lint_paths as run_lint
-    from atrous_advisor.configs.report import build_report
+    from atrous_advisor.configs.fixes import would_fix
+    from atrous_advisor.report.lint import build_report
     from atrous_advisor.configs.settings import check_codes, find_settings
 
     if isinstance(paths, (str, Path)):
@@ -93,4 +96,5 @@ def lint_paths(
     check_codes(ignored or (), "ignore")
     settings = found.override(crop=parse_crop(crop) if crop is not None else None, select=selected, ignore=ignored)
     run = run_lint([Path(p) for p in paths], settings, roots=[Path(r) for r in roots])
-    return build_report(run)
+    texts: dict = {}
+    return build_report(run, lambda result, d: would_fix(result, d, texts))

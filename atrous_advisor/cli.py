@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from atrous_advisor.errors import AdvisorError
 
-COMMAND_MODULES = ("rate", "ppm", "lint", "rule", "inspect", "erf", "validate", "synth")
+COMMAND_MODULES = ("rate", "ppm", "lint", "rule", "inspect", "erf", "validate", "synth", "plan")
 
 
 def _one_line(message: str) -> str:
