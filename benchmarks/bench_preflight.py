@@ -12,7 +12,9 @@ Models (random weights, nothing downloaded):
   deeplabv3     torchvision deeplabv3_resnet50 at 512 px
   upernet       transformers UperNet + ConvNeXt (tiny config) at 512 px
 
-    python benchmarks/bench_preflight.py [--repeats 3] [--threads 1] [--json]
+    python benchmarks/bench_preflight.py [--repeats 3] [--train-repeats 7] [--steps 30] [--threads 1] [--json]
+
+Results on the development machine: benchmarks/results/bench_preflight-cpu.json.
 """
 
 from __future__ import annotations
@@ -108,14 +110,18 @@ def training_overhead(repeats: int, steps: int) -> dict:
         per["without"].append(run(False))
         per["with"].append(run(True))
     med = {k: statistics.median(v) for k, v in per.items()}
-    return {"steps": steps, "median_step_s_without": round(med["without"], 4),
-            "median_step_s_with": round(med["with"], 4), "ratio_with_over_without": round(med["with"] / med["without"], 3)}
+    return {"steps": steps, "repeats": repeats,
+            "median_step_s_without": round(med["without"], 4), "median_step_s_with": round(med["with"], 4),
+            "range_step_s_without": [round(min(per["without"]), 4), round(max(per["without"]), 4)],
+            "range_step_s_with": [round(min(per["with"]), 4), round(max(per["with"]), 4)],
+            "ratio_with_over_without": round(med["with"] / med["without"], 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--train-repeats", type=int, default=7, help="Rounds of the with/without training runs.")
+    parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -126,7 +132,7 @@ def main() -> None:
     machine = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
                "threads": args.threads, "torch": torch.__version__}
     result = {"machine": machine, "repeats": args.repeats, "check": check_times(args.repeats),
-              "training": training_overhead(args.repeats, args.steps)}
+              "training": training_overhead(args.train_repeats, args.steps)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
