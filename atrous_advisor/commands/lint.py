@@ -9,7 +9,9 @@ from typing import Optional
 
 import typer
 
+from atrous_advisor.configs.settings import check_codes
 from atrous_advisor.errors import InputError
+from atrous_advisor.numbers import STRIDE, optional_option
 from atrous_advisor.report.lint import display_path
 
 FORMATS = ("text", "json", "github")
@@ -19,36 +21,6 @@ def _codes(text: Optional[str]) -> Optional[tuple[str, ...]]:
     if text is None:
         return None
     return tuple(c.strip().upper() for c in text.split(",") if c.strip())
-
-
-def _check_codes(codes: tuple[str, ...], where: str) -> None:
-    """A typo in --select must not select nothing and pass every config."""
-    from atrous_advisor.configs.rules import RULES
-
-    for code in codes:
-        if not any(known.startswith(code) for known in RULES):
-            raise InputError(f"{where} {code!r}: no rule code starts with it (rules: {', '.join(RULES)})")
-
-
-def _fixable(result, d, texts: dict) -> bool:
-    """Whether ``--fix`` would write this finding: a safe fix, in a config it rewrites, that it can edit."""
-    if not result.writable or d.fix is None or d.fix.applicability != "safe":
-        return False
-    from atrous_advisor.configs.fixes import Unfixable, edits_for
-
-    if result.path not in texts:
-        try:
-            with open(result.path, encoding="utf-8", newline="") as handle:
-                texts[result.path] = handle.read()
-        except (OSError, UnicodeDecodeError):
-            texts[result.path] = None
-    if texts[result.path] is None:
-        return False
-    try:
-        edits_for(result.framework, d.fix.target, d.fix.value, result.path, texts[result.path])
-    except Unfixable:  # e.g. the head is set through a name: --fix says "not fixed", so no [*]
-        return False
-    return True
 
 
 def exit_code(report) -> int:
@@ -107,7 +79,7 @@ def register(app: typer.Typer) -> None:
         unsafe_fixes: bool = typer.Option(False, "--unsafe-fixes", help="Also apply unsafe fixes (per-axis dilations)."),
         diff: bool = typer.Option(False, "--diff", help="Print the fixes as a unified diff; write nothing."),
         crop: Optional[str] = typer.Option(None, "--crop", help="Crop for configs that carry none (smp, Detectron2 without CROP): 512 or 512x1024."),
-        stride: Optional[int] = typer.Option(None, "--stride", help="Output stride for heads whose stride the config does not determine (no backbone, unknown backbone)."),
+        stride: Optional[int] = typer.Option(None, "--stride", parser=optional_option("--stride", STRIDE), help="Output stride for heads whose stride the config does not determine (no backbone, unknown backbone)."),
         select: Optional[str] = typer.Option(None, "--select", help="Only these rules (comma-separated codes or prefixes)."),
         ignore: Optional[str] = typer.Option(None, "--ignore", help="Skip these rules (comma-separated codes or prefixes)."),
         root: list[Path] = typer.Option([], "--root", help="Also search this folder for configs inheriting from the given files."),
@@ -117,24 +89,24 @@ def register(app: typer.Typer) -> None:
         """Check configs statically: rates and pool scales vs the real crop and stride. Exit 0 clean, 1 findings, 2 errors."""
         from atrous_advisor.configs.engine import lint_paths
         from atrous_advisor.configs.settings import find_settings
-        from atrous_advisor.geometry import parse_crop
+        from atrous_advisor.numbers import parse_pair
 
         fmt = "json" if as_json else output_format
         if fmt not in FORMATS:
             raise InputError(f"--format {output_format!r}: expected one of {', '.join(FORMATS)}")
         found = find_settings(Path.cwd())
         for key in ("select", "ignore"):
-            _check_codes(getattr(found, key), f"{found.source}: [tool.atrous-advisor] {key}")
+            check_codes(getattr(found, key), f"{found.source}: [tool.atrous-advisor] {key}")
         selected, ignored = _codes(select), _codes(ignore)
-        _check_codes(selected or (), "--select")
-        _check_codes(ignored or (), "--ignore")
+        check_codes(selected or (), "--select")
+        check_codes(ignored or (), "--ignore")
         if stride is not None:
             from atrous_advisor.configs.supplied import STRIDES
 
             if stride not in STRIDES:
                 raise InputError(f"--stride {stride}: expected one of {', '.join(map(str, STRIDES))}")
         settings = found.override(
-            crop=parse_crop(crop) if crop is not None else None, select=selected, ignore=ignored,
+            crop=parse_pair(crop, "--crop") if crop is not None else None, select=selected, ignore=ignored,
             crop_from="--crop" if crop is not None else None, stride=stride,
             stride_from="--stride" if stride is not None else None,
         )
@@ -152,10 +124,11 @@ def register(app: typer.Typer) -> None:
         if any(w.status == "fixed" for w in written):
             run = lint_paths(paths, settings, roots=root)  # re-lint after writing: report what is left
 
+        from atrous_advisor.configs.fixes import would_fix
         from atrous_advisor.report.lint import build_report, render_github, render_text
 
         texts: dict = {}
-        report = build_report(run, lambda result, d: _fixable(result, d, texts))
+        report = build_report(run, lambda result, d: would_fix(result, d, texts))
         if fmt == "json":
             from atrous_advisor.commands._common import emit_json
 

@@ -152,3 +152,22 @@ def _edits_for(framework: str, target: Target, value: Any, leaf: Path, text: str
         return layout.insert_edits(container.shape, target.keys[depth + 1 :], rendered, lines)
     # The leaf writes none of the path: add an override at the end of the file.
     return layout.append_edits(target, rendered, lines)
+
+
+def would_fix(result, d, texts: dict) -> bool:
+    """Whether ``--fix`` would write this finding: a safe fix, in a config it rewrites, that it can edit."""
+    if not result.writable or d.fix is None or d.fix.applicability != "safe":
+        return False
+    if result.path not in texts:
+        try:
+            with open(result.path, encoding="utf-8", newline="") as handle:
+                texts[result.path] = handle.read()
+        except (OSError, UnicodeDecodeError):
+            texts[result.path] = None
+    if texts[result.path] is None:
+        return False
+    try:
+        edits_for(result.framework, d.fix.target, d.fix.value, result.path, texts[result.path])
+    except Unfixable:  # e.g. the head is set through a name: --fix says "not fixed", so no [*]
+        return False
+    return True

@@ -138,3 +138,12 @@ def find_settings(start: Path) -> Settings:
             if table is not None:
                 raise ConfigError(f"{candidate}: `tool.atrous-advisor` must be a table ([tool.atrous-advisor])")
     return Settings()
+
+
+def check_codes(codes: tuple[str, ...], where: str) -> None:
+    """A typo in --select must not select nothing and pass every config."""
+    from atrous_advisor.configs.rules import RULES
+
+    for code in codes:
+        if not any(known.startswith(code) for known in RULES):
+            raise InputError(f"{where} {code!r}: no rule code starts with it (rules: {', '.join(RULES)})")

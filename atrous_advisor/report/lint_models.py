@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LintDiagnostic(_Model):
+class LintDiagnostic(ResultModel):
     code: str
     path: str  # the file that set the value (a _base_ file when that is where it was set)
     line: int
@@ -23,7 +19,7 @@ class LintDiagnostic(_Model):
     fixable: bool  # `--fix` would write it: a safe fix, in a config it rewrites, that it can edit
 
 
-class LintedConfig(_Model):
+class LintedConfig(ResultModel):
     path: str
     framework: str  # "mmseg", "detectron2", "paddleseg", "smp", ...
     crop: Optional[tuple[int, int]]  # [h, w] of the training crop, null when unknown
@@ -36,12 +32,12 @@ class LintedConfig(_Model):
     diagnostics: list[LintDiagnostic]
 
 
-class LintFileError(_Model):
+class LintFileError(ResultModel):
     path: str
     message: str
 
 
-class LintSkipped(_Model):
+class LintSkipped(ResultModel):
     path: str
     what: str  # "an ordinary Python module", "a Detectron2 LazyConfig (Python); …"
     named: bool  # given on the command line rather than met in a folder
@@ -49,7 +45,7 @@ class LintSkipped(_Model):
     recognised: bool  # False: a file in a walked folder that is in no layout atrous-advisor reads
 
 
-class LintSummary(_Model):
+class LintSummary(ResultModel):
     configs: int
     fully_checked: int
     partly_checked: int
@@ -63,7 +59,7 @@ class LintSummary(_Model):
     passed: bool  # "All checks passed": no findings, every config fully checked, no named file skipped, no errors
 
 
-class LintReport(_Model):
+class LintReport(ResultModel):
     configs: list[LintedConfig]
     errors: list[LintFileError]
     skipped: list[LintSkipped]
