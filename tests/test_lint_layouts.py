@@ -261,3 +261,17 @@ def test_an_unknown_read_base_import_is_an_error_naming_the_line(tmp_path):
     run = lint_paths([leaf], Settings())
     (error,) = run.errors
     assert "leaf.py:4: read_base() imports 'missing.py', not found" in error.message
+
+
+def test_paddleseg_pooling_heads_on_stdc_and_resnet(tmp_path):
+    base = (PADDLE / "_base_/cityscapes.yml").resolve()
+    liteseg = tmp_path / "pp_liteseg_stdc2.yml"
+    liteseg.write_text(f"_base_: '{base}'\nmodel:\n  type: PPLiteSeg\n  backbone:\n    type: STDC2\n  num_classes: 19\n")
+    ann = tmp_path / "ann_r50.yml"
+    ann.write_text(f"_base_: '{base}'\nmodel:\n  type: ANN\n  backbone:\n    type: ResNet50_vd\n    output_stride: 8\n"
+                   "  backbone_indices: [2, 3]\n  psp_size: [1, 3, 6, 8]\n")
+    by_name = {r.path.name: r.facts for r in lint_paths([liteseg, ann], Settings()).results}
+    lite, annf = by_name["pp_liteseg_stdc2.yml"].ppm, by_name["ann_r50.yml"].ppm
+    # STDC's last feature is at stride 32; PP-LiteSeg's default bins (1, 2, 4)
+    assert (lite.scales, lite.stride, lite.key, lite.is_default) == ((1, 2, 4), 32, "cm_bin_sizes", True)
+    assert (annf.scales, annf.stride, annf.key) == ((1, 3, 6, 8), 8, "psp_size")
