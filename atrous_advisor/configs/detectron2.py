@@ -54,7 +54,7 @@ OpaqueTagLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_op
 
 if hasattr(yaml, "CSafeLoader"):
 
-    class _FastLoader(yaml.CSafeLoader):  # type: ignore[misc,name-defined]
+    class _FastLoader(yaml.CSafeLoader):
         """libyaml's composer: the same nodes and marks, ~10x faster. Only for text without anchors or aliases,
         whose uses OpaqueTagLoader records and libyaml's composer does not report."""
 
@@ -65,8 +65,7 @@ if hasattr(yaml, "CSafeLoader"):
 
     _FastLoader.add_multi_constructor("", _construct_opaque)
     _FastLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_opaque)
-else:  # pragma: no cover - PyYAML without libyaml
-    _FastLoader = None
+HAS_LIBYAML = hasattr(yaml, "CSafeLoader")  # PyYAML without libyaml: every file takes the pure-Python path
 
 _STANDARD = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")}
 
@@ -165,7 +164,7 @@ def parse_yaml(path: Path, text: Optional[str] = None) -> YamlFile:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
-    fast = _FastLoader is not None and "&" not in text and "*" not in text  # no anchor or alias can be in it
+    fast = HAS_LIBYAML and "&" not in text and "*" not in text  # no anchor or alias can be in it
     loader = _FastLoader(text) if fast else OpaqueTagLoader(text)
     try:
         node = loader.get_single_node()

@@ -246,7 +246,7 @@ class Linter:
                     continue
                 # Cheap filter first: a file that inherits from x.py mentions "x.py" somewhere up its chain.
                 layout = self.recognise(candidate)
-                if not isinstance(layout, type):
+                if not (isinstance(layout, type) and issubclass(layout, Framework)):
                     continue
                 framework = layout.name
                 if not any(n in text for n in names) and "_base_" not in text.lower():
@@ -319,7 +319,7 @@ def lint_paths(
             layout = linter.recognise(path)
             if is_base_file(path):
                 try:  # a base is not linted alone, but a broken base is still an error naming it
-                    if isinstance(layout, type):
+                    if isinstance(layout, type) and issubclass(layout, Framework):
                         linter.bases_of(path, layout.name)
                 except ConfigError as exc:
                     run.errors.append(LintError(path, str(exc)))

@@ -96,14 +96,15 @@ class _Resolver:
         self.crop()
         model = self.cfg.get("model")
         kind = plain(model.get("type")) if model is not None and model.get("type") is not None else None
-        if kind not in HEADS:
+        if model is None or kind not in HEADS:
             return self.facts
         key, default, default_indices, is_aspp = HEADS[kind]
         v = model.get(key)
         written = plain(v) if v is not None else default
         scales = positive_ints(written)
         if scales is None:
-            self.unresolved(f"{kind}.{key}", v)
+            if v is not None:
+                self.unresolved(f"{kind}.{key}", v)
             return self.facts
         stride, stride_loc = self.stride(model, kind, default_indices)
         loc = v.loc if v is not None else model.loc
@@ -121,15 +122,20 @@ class _Resolver:
 
     def stride(self, model: V, kind: str, default_indices: tuple) -> tuple[Optional[int], Optional[Loc]]:
         backbone = model.get("backbone")
+        if backbone is None:
+            self.facts.stride_why = "the model has no backbone"
+            return None, None
         btype = plain(backbone.get("type")) if backbone is not None and backbone.get("type") is not None else None
-        os_v = backbone.get("output_stride") if backbone is not None else None
+        os_v = backbone.get("output_stride")
+        stages: Optional[list[int]]
         if isinstance(btype, str) and btype in ("STDC1", "STDC2"):
             stages = STDC_STRIDES
         elif isinstance(btype, str) and _RESNET_VD.match(btype):
             output_stride = plain(os_v) if os_v is not None else 8
             stages = _stage_strides(output_stride)
             if stages is None:
-                self.unresolved(f"{btype}.output_stride", os_v)
+                if os_v is not None:
+                    self.unresolved(f"{btype}.output_stride", os_v)
                 return None, None
             self.dilated_stages(backbone, btype, output_stride, stages)
         else:
@@ -147,7 +153,8 @@ class _Resolver:
         dilation = {8: {2: 2, 3: 4}, 16: {3: 2}}.get(output_stride, {})
         gv = backbone.get("multi_grid")
         grid = positive_ints(plain(gv)) if gv is not None else (1, 1, 1)
-        loc = backbone.get("output_stride").loc if backbone.get("output_stride") is not None else backbone.loc
+        os_v = backbone.get("output_stride")
+        loc = os_v.loc if os_v is not None else backbone.loc
         for stage, d in dilation.items():
             rates = [(d * g, gv.loc if gv is not None else loc) for g in grid] if stage == 3 and grid else [(d, loc)]
             for rate, where in dict.fromkeys(rates):
