@@ -275,3 +275,15 @@ def test_paddleseg_pooling_heads_on_stdc_and_resnet(tmp_path):
     # STDC's last feature is at stride 32; PP-LiteSeg's default bins (1, 2, 4)
     assert (lite.scales, lite.stride, lite.key, lite.is_default) == ((1, 2, 4), 32, "cm_bin_sizes", True)
     assert (annf.scales, annf.stride, annf.key) == ((1, 3, 6, 8), 8, "psp_size")
+
+
+def test_a_config_without_a_dataloader_asks_for_the_crop_and_takes_it_from_the_flag(run_cli, tmp_path, monkeypatch):
+    """The issue's case: backbone and ASPP head, no train_dataloader: AA002 names the crop; --crop 512 checks it."""
+    monkeypatch.chdir(tmp_path)
+    model = (FIXTURES / "mmseg1x/_base_/models/deeplabv3_r50-d8.py").resolve()
+    (tmp_path / "cfg.py").write_text(f"_base_ = [{str(model)!r}]\n")
+    plain_run = run_cli("lint", "cfg.py")
+    assert plain_run.exit_code == 1 and "All checks passed" not in plain_run.stdout
+    assert "AA002 ASPPHead rates (12, 24, 36) not checked: the training crop is unknown (no training dataset" in plain_run.stdout
+    flagged = json.loads(run_cli("lint", "--json", "--crop", "512", "cfg.py").stdout)["configs"][0]
+    assert [d["code"] for d in flagged["diagnostics"]] == ["AA101"] and flagged["supplied"] == {"crop": "--crop"}
