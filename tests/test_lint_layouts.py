@@ -287,3 +287,15 @@ def test_a_config_without_a_dataloader_asks_for_the_crop_and_takes_it_from_the_f
     assert "AA002 ASPPHead rates (12, 24, 36) not checked: the training crop is unknown (no training dataset" in plain_run.stdout
     flagged = json.loads(run_cli("lint", "--json", "--crop", "512", "cfg.py").stdout)["configs"][0]
     assert [d["code"] for d in flagged["diagnostics"]] == ["AA101"] and flagged["supplied"] == {"crop": "--crop"}
+
+
+def test_a_changed_new_style_base_lints_configs_that_import_it_through_another_config(tmp_path):
+    import shutil
+
+    shutil.copytree(NEW, tmp_path / "configs")
+    child = tmp_path / "configs/deeplabv3plus/child_r101.py"  # imports a leaf, never names a _base_ file
+    child.write_text("from mmengine.config import read_base\n\nwith read_base():\n"
+                     "    from .deeplabv3plus_r50_d8_4xb2_40k_cityscapes_512x1024 import *\n\n"
+                     "model.update(backbone=dict(depth=101))\n")
+    run = lint_paths([tmp_path / "configs/_base_/models/deeplabv3plus_r50_d8.py"], Settings())
+    assert {r.path.name for r in run.results} == {NEW_512.name, NEW_769.name, "child_r101.py"}

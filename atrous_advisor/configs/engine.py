@@ -229,7 +229,7 @@ class Linter:
     ) -> tuple[list[Path], list[LintError]]:
         """Configs under ``roots`` (folder, recursive) that inherit (transitively) from one of ``changed``."""
         changed_set = {canonical(p) for p in changed}
-        names = {p.name for p in changed_set}
+        names = {p.stem for p in changed_set}  # `x` of x.py: new-style configs import bases as modules (`from .x import *`)
         found: list[Path] = []
         errors: list[LintError] = []
         seen: set[Path] = set()
@@ -249,7 +249,7 @@ class Linter:
                 if not (isinstance(layout, type) and issubclass(layout, Framework)):
                     continue
                 framework = layout.name
-                if not any(n in text for n in names) and "_base_" not in text.lower():
+                if not any(n in text for n in names) and "_base_" not in text.lower() and "read_base" not in text:
                     continue
                 try:
                     if self.inherits(key, framework, changed_set, memo):
