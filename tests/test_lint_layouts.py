@@ -299,3 +299,12 @@ def test_a_changed_new_style_base_lints_configs_that_import_it_through_another_c
                      "model.update(backbone=dict(depth=101))\n")
     run = lint_paths([tmp_path / "configs/_base_/models/deeplabv3plus_r50_d8.py"], Settings())
     assert {r.path.name for r in run.results} == {NEW_512.name, NEW_769.name, "child_r101.py"}
+
+
+def test_a_script_importing_framework_classes_is_a_module_not_a_new_style_config(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("from mmseg.models import ASPPHead\n\ncfg = dict(type=ASPPHead, dilations=(1, 6))\n\n\n"
+                      "def main():\n    pass\n")
+    found = recognise(script)
+    assert isinstance(found, Skipped) and found.what == "an ordinary Python module"
+    assert recognise(NEW / "_base_/models/deeplabv3plus_r50_d8.py").name == "mmseg_new"  # a base without read_base
