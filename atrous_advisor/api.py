@@ -82,7 +82,7 @@ def lint_paths(
     """
     from atrous_advisor.configs.engine import lint_paths as run_lint
     from atrous_advisor.configs.fixes import would_fix
-    from atrous_advisor.report.lint import build_report
+    from atrous_advisor.configs.result import build_report
     from atrous_advisor.configs.settings import check_codes, find_settings
 
     if isinstance(paths, (str, Path)):

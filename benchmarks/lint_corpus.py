@@ -70,7 +70,7 @@ def files_in(roots: list[Path]) -> int:
 
 
 def summarise(run, seconds: float, cpu: float, files: int) -> dict:
-    from atrous_advisor.report.lint import build_report
+    from atrous_advisor.configs.result import build_report
 
     report = build_report(run, lambda result, d: False)
     s = report.summary

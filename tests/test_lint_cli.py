@@ -382,7 +382,8 @@ def test_summary_counts_files_not_errors():
     import io
 
     from atrous_advisor.configs.engine import LintError, LintRun
-    from atrous_advisor.report.lint import build_report, render_text
+    from atrous_advisor.configs.result import build_report
+    from atrous_advisor.report.lint import render_text
 
     run = LintRun(errors=[LintError(Path("a.py"), "a.py: crop differs"), LintError(Path("a.py"), "a.py: rates differ"),
                           LintError(Path("b.py"), "b.py: syntax error")])
