@@ -126,8 +126,11 @@ def register(app: typer.Typer) -> None:
         from atrous_advisor.configs.fixes import would_fix
         from atrous_advisor.report.lint import build_report, render_github, render_text
 
+        from atrous_advisor.configs.writing import held_back
+
         texts: dict = {}
-        report = build_report(run, lambda result, d: would_fix(result, d, texts))
+        held = set() if fix_inherited else held_back(run, settings)  # others inherit them: --fix writes them not
+        report = build_report(run, lambda result, d: result.path not in held and would_fix(result, d, texts))
         if fmt == "json":
             from atrous_advisor.commands._common import emit_json
 
