@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import stat
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
@@ -176,3 +177,21 @@ def folder_lock(folder: PathLike, name: str, wait: bool = False,
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+def check_writable(folder: Union[str, "os.PathLike[str]"], what: str) -> None:
+    """Fail before any work when results could not be written to ``folder`` (created if missing).
+
+    A training run or a measurement that ends in "cannot write" after an hour is lost work; so the folder
+    is made and a probe file written and removed up front. ``what`` names the option in the message.
+    """
+    from atrous_advisor.errors import InputError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".atrous-advisor-probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{what} {folder}: cannot write there: {exc.strerror or exc}") from None

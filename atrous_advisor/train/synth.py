@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from atrous_advisor import numbers
+from atrous_advisor.files import check_writable
 from atrous_advisor.errors import InputError
 from atrous_advisor.files import atomic_path, sha256
 
@@ -65,6 +67,7 @@ class SynthSpec:
         return (1, self.objects if self.objects is not None else max(2, min(6, self.size // 32)))
 
     def check(self) -> None:
+        numbers.check_int(self.seed, "--seed", numbers.SEED)
         if self.size < 32:
             raise InputError(f"--size {self.size}: must be at least 32 px (objects are size/6, cues size/10)")
         if self.size > MAX_SIZE:
@@ -149,7 +152,7 @@ def render(spec: SynthSpec, rng: np.random.Generator, distances: list[float] | N
     """One (image HWC uint8, mask HW uint8) pair; the object-cue distances placed are appended to ``distances``."""
     size = spec.size
     image = rng.integers(70, 140, size=(size, size, 3), dtype=np.int64)  # textured background
-    mask = np.zeros((size, size), dtype=np.uint8)
+    mask: np.ndarray = np.zeros((size, size), dtype=np.uint8)
     low, high = spec.objects_per_image
     wanted = int(rng.integers(low, high + 1))
     placed: list[_Placed] = []
@@ -265,6 +268,14 @@ def write_dataset(root: Path, spec: SynthSpec, force: bool = False) -> dict:
             _check_replaceable(root, relative, previous)
     for relative in sorted(set(previous) - set(files)):  # an earlier run's extra files go
         (root / relative).unlink(missing_ok=True)
+    check_writable(root, "DATA")
+    try:
+        return _write_files(root, spec, names, files)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise InputError(f"DATA {root}: cannot write: {exc.strerror or exc}") from None
+
+
+def _write_files(root: Path, spec: SynthSpec, names: list[tuple[int, str, str]], files: list[str]) -> dict:
     manifest = {
         "generator": GENERATOR,
         **asdict(spec),
