@@ -124,14 +124,10 @@ def register(app: typer.Typer) -> None:
         if any(w.status == "fixed" for w in written):
             run = lint_paths(paths, settings, roots=root)  # re-lint after writing: report what is left
 
-        from atrous_advisor.configs.fixes import would_fix
+        from atrous_advisor.configs.writing import fixable
         from atrous_advisor.report.lint import build_report, render_github, render_text
 
-        from atrous_advisor.configs.writing import held_back
-
-        texts: dict = {}
-        held = set() if fix_inherited else held_back(run, settings)  # others inherit them: --fix writes them not
-        report = build_report(run, lambda result, d: result.path not in held and would_fix(result, d, texts))
+        report = build_report(run, fixable(run, settings, fix_inherited))
         if fmt == "json":
             from atrous_advisor.commands._common import emit_json
 
