@@ -81,8 +81,8 @@ def lint_paths(
     the working directory), as for the CLI. Paths in the report are relative to the working directory.
     """
     from atrous_advisor.configs.engine import lint_paths as run_lint
-    from atrous_advisor.configs.fixes import would_fix
     from atrous_advisor.configs.result import build_report
+    from atrous_advisor.configs.writing import fixable
     from atrous_advisor.configs.settings import check_codes, find_settings
 
     if isinstance(paths, (str, Path)):
@@ -96,5 +96,4 @@ def lint_paths(
     check_codes(ignored or (), "ignore")
     settings = found.override(crop=parse_crop(crop) if crop is not None else None, select=selected, ignore=ignored)
     run = run_lint([Path(p) for p in paths], settings, roots=[Path(r) for r in roots])
-    texts: dict = {}
-    return build_report(run, lambda result, d: would_fix(result, d, texts))
+    return build_report(run, fixable(run, settings))

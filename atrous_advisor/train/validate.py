@@ -638,7 +638,6 @@ def write_outputs(report: ValidateReport, out: Path) -> None:
         atomic_write_bytes(out / "miou_vs_rate.png", plot_png(report))
 
 
-@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def _step_reporter(reporter: Reporter, run_id: str) -> Callable[[int, float], None]:
     def on_step(step: int, loss: float) -> None:
         reporter.step(run_id, step, loss)
@@ -646,6 +645,7 @@ def _step_reporter(reporter: Reporter, run_id: str) -> Callable[[int, float], No
     return on_step
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None) -> ValidateReport:
     """Train and evaluate every (variant, seed) not already finished in ``request.out``; return the report.
 
