@@ -17,7 +17,7 @@ from typer.core import TyperArgument, TyperGroup
 from atrous_advisor import __version__
 from atrous_advisor.errors import AdvisorError
 
-COMMAND_MODULES = ("rate", "ppm", "lint", "rule", "inspect", "erf", "validate", "synth")
+COMMAND_MODULES = ("rate", "ppm", "lint", "rule", "inspect", "erf", "validate", "synth", "plan")
 
 
 def _one_line(message: str) -> str:

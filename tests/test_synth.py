@@ -55,8 +55,8 @@ def test_each_object_is_labelled_by_the_colour_of_its_nearest_cue(tmp_path):
             if ys.size:
                 objects[label] = (ys.mean(), xs.mean())
         for label, centre in objects.items():
-            if sum(1 for c in cues if c[1] == label) != 1:
-                continue  # two objects of one class: centres above would mix them
+            if next(c[2] for c in cues if c[1] == label) != spec.cue_side ** 2:
+                continue  # two objects of one class: the centres above would mix them
             distances = [np.hypot(centre[0] - c[0][0], centre[1] - c[0][1]) for c in cues]
             nearest = cues[int(np.argmin(distances))]
             assert nearest[1] == label
@@ -87,3 +87,29 @@ def test_bad_spec(tmp_path, spec, message):
     with pytest.raises(InputError, match=message):
         write_dataset(tmp_path / "d", spec)
     assert not (tmp_path / "d").exists()  # refused before anything is written
+
+
+def test_cue_range_and_objects_options(tmp_path):
+    """--cue-far 0.5: cues out to half the image; every placed distance inside the range, and recorded."""
+    spec = SynthSpec(size=96, train=20, val=2, classes=3, seed=4, cue_near=0.2, cue_far=0.5, objects=4)
+    manifest = write_dataset(tmp_path / "wide", spec)
+    placed = manifest["cue_distance_placed"]
+    assert manifest["cue_distance"] == [0.2 * 96, 0.5 * 96] and manifest["objects"] == 4
+    assert 0.2 * 96 <= placed["min"] <= placed["median"] <= placed["max"] <= 0.5 * 96
+    assert placed["q75"] > 0.35 * 96  # the long distances are not rejected away
+    assert placed["objects"] > spec.train + spec.val  # more than one object per image on average
+
+
+@pytest.mark.parametrize("field, value", [("cue_near", 0.0), ("cue_far", 0.9), ("cue_near", 0.6), ("objects", 0)])
+def test_bad_cue_options_are_refused(tmp_path, field, value):
+    with pytest.raises(InputError):
+        write_dataset(tmp_path / "x", SynthSpec(**{field: value}))
+
+
+def test_cli_cue_options(run_cli, tmp_path):
+    done = run_cli("synth", str(tmp_path / "ok"), "--size", "64", "--train", "2", "--val", "1", "--cue-far", "0.5", "--objects", "3")
+    assert done.exit_code == 0, done.output
+    assert json.loads((tmp_path / "ok" / MANIFEST).read_text())["cue_far"] == 0.5
+    refused = run_cli("synth", str(tmp_path / "no"), "--cue-far", "0.9")
+    assert refused.exit_code == 2 and "--cue-far 0.9" in refused.stderr and "Traceback" not in refused.output
+    assert not (tmp_path / "no").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -16,16 +17,20 @@ def synth(
     val: int = typer.Option(8, "--val", metavar="N", help="Validation images."),
     classes: int = typer.Option(5, "--classes", metavar="N", help="Classes, background included."),
     seed: int = typer.Option(0, "--seed", metavar="SEED", help="Random seed; the same seed writes the same files."),
+    cue_near: float = typer.Option(0.2, "--cue-near", metavar="FRACTION", help="Shortest object-cue distance, as a fraction of the image side."),
+    cue_far: float = typer.Option(0.35, "--cue-far", metavar="FRACTION", help="Longest object-cue distance, as a fraction of the image side (0.5: cues out to half the image, the whole crop as context)."),
+    objects: Optional[int] = typer.Option(None, "--objects", metavar="N", help="Most objects per image (default: size/32, 2 to 6).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty DATA (replaces an earlier synth run's files, keeps the rest)."),
 ) -> int:
     """Write a synthetic segmentation set where an object's class is given by a coloured cue at a distance.
 
-    All objects look alike; only the colour of a small cue square 0.2 to 0.35 of the image side away
-    says which class an object is, so a head whose field of view is too small cannot tell them apart.
+    All objects look alike; only the colour of a small cue square --cue-near to --cue-far of the image side
+    away (0.2 to 0.35 by default) says which class an object is, so a head whose field of view is too small
+    cannot tell them apart.
     """
     from atrous_advisor.train.synth import SynthSpec, write_dataset
 
-    spec = SynthSpec(size=size, train=train, val=val, classes=classes, seed=seed)
+    spec = SynthSpec(size=size, train=train, val=val, classes=classes, seed=seed, cue_near=cue_near, cue_far=cue_far, objects=objects)
     manifest = write_dataset(data, spec, force=force)
     low, high = manifest["cue_distance"]
     stdout.print(

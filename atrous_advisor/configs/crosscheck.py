@@ -61,7 +61,7 @@ def crosscheck(results: list[ConfigResult]) -> list[LintError]:
         theirs = {
             "crop": _crop(cfg),
             "ASPP rates": tuple(tuple(d) if isinstance(d, list) else d for d in dilations if d != 1) if dilations else None,
-            "pool scales": tuple(head["pool_scales"]) if facts.ppm and "pool_scales" in head else None,
+            "pool scales": tuple(head[facts.ppm.key]) if facts.ppm and facts.ppm.key in head else None,
         }
         ours = {
             "crop": facts.crop if facts.crop_source == "RandomCrop.crop_size" else None,

@@ -19,7 +19,7 @@ PSP_SIZES = (1, 2, 3, 6)  # fixed in smp's PSPDecoder; not an init argument
 
 def resolve_smp(path: Path, cfg: dict[str, V], anchor: Loc) -> ConfigFacts:
     facts = ConfigFacts(path=path, framework="smp", anchor=anchor)
-    facts.notes.append("smp configs carry no crop")
+    facts.crop_why = "smp configs carry no crop"
     model_class = plain(cfg.get("_model_class")) if cfg.get("_model_class") else None
     if model_class not in MODELS:
         facts.notes.append(f"smp model {model_class!r} has no ASPP or PPM")

@@ -28,6 +28,9 @@ class Settings:
     min_cell: int = DEFAULT_MIN_CELL
     margin: int = DEFAULT_MARGIN
     crop: Optional[tuple[int, int]] = None  # for configs that carry no crop (smp, Detectron2 without CROP)
+    stride: Optional[int] = None  # for heads whose output stride the config does not determine
+    crop_from: str = field(default="", compare=False)  # "--crop" or "`crop` in pyproject.toml": said in messages
+    stride_from: str = field(default="", compare=False)
     source: Optional[Path] = field(default=None, compare=False)
 
     def enabled(self, code: str) -> bool:
@@ -47,7 +50,7 @@ def _codes(value: Any, key: str, where: Path) -> tuple[str, ...]:
 
 
 def parse_settings(table: dict, where: Path) -> Settings:
-    known = {"select", "ignore", "tolerance", "min-cell", "min_cell", "margin", "crop"}
+    known = {"select", "ignore", "tolerance", "min-cell", "min_cell", "margin", "crop", "stride"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) in [tool.atrous-advisor]: {', '.join(unknown)}")
@@ -82,6 +85,13 @@ def parse_settings(table: dict, where: Path) -> Settings:
                 f"{where}: [tool.atrous-advisor] crop {shown(raw)}: expected 512, \"512x1024\" or [512, 1024], "
                 f"each {CROP.describe()}"
             ) from None
+    if "stride" in table:
+        from atrous_advisor.configs.supplied import parse_stride
+
+        out["stride"] = parse_stride(str(table["stride"]), f"{where}: [tool.atrous-advisor]")
+        out["stride_from"] = f"`stride` in {where.name} [tool.atrous-advisor]"
+    if "crop" in out:
+        out["crop_from"] = f"`crop` in {where.name} [tool.atrous-advisor]"
     return Settings(**out)
 
 
@@ -106,3 +116,12 @@ def find_settings(start: Path) -> Settings:
             if table is not None:
                 raise ConfigError(f"{candidate}: `tool.atrous-advisor` must be a table ([tool.atrous-advisor])")
     return Settings()
+
+
+def check_codes(codes: tuple[str, ...], where: str) -> None:
+    """A typo in --select must not select nothing and pass every config."""
+    from atrous_advisor.configs.rules import RULES
+
+    for code in codes:
+        if not any(known.startswith(code) for known in RULES):
+            raise InputError(f"{where} {code!r}: no rule code starts with it (rules: {', '.join(RULES)})")

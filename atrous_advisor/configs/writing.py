@@ -54,7 +54,7 @@ def inherited_by(linter: Linter, paths: list[Path]) -> dict[Path, list[Path]]:
         for candidate in walk(root, include_bases=True, recursive=recursive):
             key = canonical(candidate)
             framework = framework_of(candidate)
-            if key in seen or framework not in ("mmseg", "detectron2"):
+            if key in seen or framework in (None, "smp"):  # every layout with bases (smp has none)
                 continue
             seen.add(key)
             try:

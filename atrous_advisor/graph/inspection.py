@@ -10,11 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from atrous_advisor.errors import InputError
+from atrous_advisor.errors import InputError, ModelLoadError
 from atrous_advisor.geometry import AsppAssessment, analyse_ppm, assess_aspp, assess_branch
 from atrous_advisor.usercode import user_code
 from atrous_advisor.geometry.fields import AxisField, as_number
-from atrous_advisor.graph.heads import CONV_KINDS, HeadSite, heads_of
+from atrous_advisor.graph import aten
+from atrous_advisor.graph.handlers import NodeField
+from atrous_advisor.graph.heads import HeadSite, heads_of
 from atrous_advisor.report import format as fmt
 from atrous_advisor.report.inspect_models import (
     AsppHead,
@@ -23,17 +25,13 @@ from atrous_advisor.report.inspect_models import (
     LayerField,
     ModuleCost,
     PpmHead,
+    UnassessedHead,
 )
 
 # ops shown in the per-layer table: the ones that change geometry or merge paths
-_LAYER_OPS = CONV_KINDS | {
-    "aten.conv_transpose2d", "aten.max_pool2d", "aten.max_pool2d_with_indices", "aten.avg_pool2d",
-    "aten.adaptive_avg_pool2d", "aten._adaptive_avg_pool2d", "aten.adaptive_max_pool2d", "aten.mean",
-    "aten.upsample_nearest2d", "aten.upsample_bilinear2d", "aten.upsample_bicubic2d",
-    "aten._upsample_nearest_exact2d", "aten._upsample_bilinear2d_aa", "aten.cat", "aten.add", "aten.add_",
-    "aten.mul", "aten.mul_", "aten.constant_pad_nd", "aten.slice",
+_LAYER_OPS = aten.WINDOW | aten.ADAPTIVE_POOL | frozenset(aten.UPSAMPLE_TAPS) | aten.CONCAT | aten.RESIDUAL | aten.SDPA | {
+    "aten.mean", "aten.mul", "aten.mul_", "aten.constant_pad_nd", "aten.slice",
 }
-_WINDOW_OPS = CONV_KINDS | {"aten.conv_transpose2d", "aten.max_pool2d", "aten.max_pool2d_with_indices", "aten.avg_pool2d"}
 
 
 def _pair_of(axes: tuple[AxisField, AxisField], attr: str):
@@ -200,7 +198,7 @@ def analyse_fcn(site: HeadSite) -> FcnHead:
 def _layers(prop) -> list[LayerField]:
     rows = []
     for node in prop.graph.nodes:
-        f = prop.fields.get(node.id)
+        f = prop.known(node.id)
         if f is None or node.kind not in _LAYER_OPS or f.layout is None or node.out_shape is None:
             continue
         rows.append(
@@ -220,36 +218,66 @@ def _layers(prop) -> list[LayerField]:
     return rows
 
 
+def _resize_behind(prop, node_id: int, depth: int = 8):
+    """The nearest resize (interpolation) on the path into ``node_id``, through single-input ops."""
+    for _ in range(depth):
+        node = prop.graph.nodes[node_id]
+        if node.kind in aten.UPSAMPLE_TAPS:
+            return node
+        inputs = [i for i in node.inputs if prop.known(i) is not None]
+        if len(inputs) != 1:
+            return None
+        node_id = inputs[0]
+    return None
+
+
+def _resize_cause(prop, resize) -> str:
+    """Why a resize lands off the other path's grid, in the op's own terms."""
+    src = prop.graph.nodes[resize.inputs[0]].out_shape or ()
+    out = resize.out_shape or ()
+    sizes = f"{src[-2]}×{src[-1]} → {out[-2]}×{out[-1]}" if len(src) >= 2 and len(out) >= 2 else "?"
+    integer = len(src) >= 2 and len(out) >= 2 and all(int(o) % int(i) == 0 for i, o in zip(src[-2:], out[-2:]))
+    if aten.upsample_align(resize.kind, resize.args, resize.kwargs):
+        return f"an align_corners=True resize {sizes} stretches the grid: its features fall between the other path's"
+    if not integer:
+        return f"odd sizes: the resize {sizes} is not a whole factor, so its grid cannot match the other path's"
+    if aten.UPSAMPLE_TAPS[resize.kind] == 1:
+        return f"a nearest resize {sizes} repeats each feature, shifting centres by half the factor minus ½ feature"
+    return (f"the half-pixel centres of an align_corners=False resize {sizes} sit (s−1)/2 px off the grid of "
+            "strided convs, whose feature 0 is centred on pixel 0")
+
+
 def _misalignment(prop) -> str:
-    """Name the first merge whose inputs disagree, with their jumps and centres."""
+    """Name the first merge whose inputs disagree, with their jumps, centres and the resize that causes it."""
     for node in prop.graph.nodes:
-        f = prop.fields.get(node.id)
+        f = prop.known(node.id)
         if f is None or not (f.h.misaligned or f.w.misaligned):
             continue
-        inputs = [prop.fields.get(i) for i in node.inputs]
-        inputs = [g for g in inputs if g is not None and g.layout is not None]
+        ids = [i for i in node.inputs if prop.known(i) is not None]
+        inputs = [prop.known(i) for i in ids]
         if any(g.h.misaligned or g.w.misaligned for g in inputs):
             continue
         paths = "; ".join(
             f"jump {fmt.pair(_pair_of(g.axes, 'jump'))} centre {fmt.pair(_pair_of(g.axes, 'start'))}"
             for g in inputs if g.h.finite and not g.h.binned
         )
+        resizes = [r for r in (_resize_behind(prop, i) for i in ids) if r is not None]
+        cause = _resize_cause(prop, resizes[0]) if resizes else "paths with different strides or paddings meet"
         where = node.module or "<root>"
-        return (f"misaligned paths at {node.kind.split('.', 1)[-1]} in {where}: {paths} "
-                "(an align_corners=True or odd-sized resize does not land on the other path's grid)")
+        return f"misaligned paths at {node.kind.split('.', 1)[-1]} in {where}: {paths} ({cause})"
     return "misaligned paths: branches merged with different jumps or centres"
 
 
 def border_layer(prop, crop: tuple[int, int]) -> tuple[Optional[str], list[str]]:
-    """Size Matters: the first conv/pool whose inputs' field already exceeds the crop on both axes.
-
-    Fields include dilation. Later layers whose inputs also exceed the crop are unproductive.
+    """Size Matters: the first conv/pool on the output's path whose inputs' field already exceeds the crop
+    on both axes. Fields include dilation. Later layers whose inputs also exceed the crop are unproductive.
     """
     border, after = None, []
+    reach = prop.reaching_output()
     for node in prop.graph.nodes:
-        if node.kind not in _WINDOW_OPS:
+        if node.kind not in aten.WINDOW or node.id not in reach:
             continue
-        inputs = [prop.fields.get(i) for i in node.inputs]
+        inputs = [prop.known(i) for i in node.inputs]
         inputs = [f for f in inputs if f is not None and f.layout is not None]
         if not inputs:
             continue
@@ -267,17 +295,43 @@ def border_layer(prop, crop: tuple[int, int]) -> tuple[Optional[str], list[str]]
     return border, after
 
 
-def output_stride(prop) -> tuple:
-    """The coarsest jump of real features: finite fields not produced by adaptive-pooling bins."""
+def output_stride(prop) -> Optional[tuple]:
+    """The coarsest jump of real features on the output's path: finite fields not produced by
+    adaptive-pooling bins or global mixing. None when the output is unknown."""
+    if not isinstance(prop.output_field(), NodeField):
+        return None
     best = [None, None]
-    for f in prop.fields.values():
-        if f is None or f.layout is None:
+    for nid in prop.reaching_output():
+        f = prop.known(nid)
+        if f is None:
             continue
         for a in (0, 1):
             axis = f.axes[a]
             if axis.finite and not axis.binned and (best[a] is None or axis.jump > best[a]):
                 best[a] = axis.jump
-    return tuple(as_number(b) if b is not None else 1 for b in best)
+    if best[0] is None or best[1] is None:
+        return None
+    return tuple(as_number(b) for b in best)
+
+
+def _capture_with_cost(model, crop: tuple[int, int], prefer: str, device: str):
+    """(graph, propagation, cost) from one forward: the dispatch recorder runs inside FlopCounterMode, so
+    the cost count is the same pass; torch.export traces on its own, so the count is a second pass there."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from atrous_advisor.graph import cost as costs
+    from atrous_advisor.graph.analysis import capture_and_propagate, example_input, forward_error
+
+    if prefer == "dispatch":
+        with FlopCounterMode(display=False, depth=None) as counter:
+            graph, prop = capture_and_propagate(model, crop, prefer=prefer, device=device)
+        return graph, prop, costs.from_counter(model, counter)
+    try:
+        fast, _ = costs.fast_cost(model, example_input(crop, device))
+    except Exception as exc:
+        raise forward_error(exc, crop) from exc
+    graph, prop = capture_and_propagate(model, crop, prefer=prefer, device=device)
+    return graph, prop, fast
 
 
 @user_code()  # the model runs in here: it prints to stderr and cannot end the process
@@ -288,17 +342,17 @@ def inspect_model(
     counter: str = "fast",
     layers: bool = True,
     field_map: Optional[Path] = None,
-    prefer: str = "export",
+    prefer: str = "dispatch",
     force: bool = False,
 ) -> InspectReport:
     """Everything ``inspect`` reports about the model ``spec`` at ``crop`` (h, w).
 
-    ``prefer`` picks the capture path: "export" (torch.export, falling back to dispatch tracing) or
-    "dispatch" (record ATen calls during one meta forward: quicker, same graph). An existing ``field_map``
-    file is only replaced with ``force``.
+    ``prefer`` picks the capture path: "dispatch" (record ATen calls during the one meta forward that also
+    counts the cost; the default, see benchmarks/bench_inspect.py) or "export" (torch.export, falling back
+    to dispatch tracing). An existing ``field_map`` file is only replaced with ``force``.
     """
     from atrous_advisor.graph import cost as costs
-    from atrous_advisor.graph.analysis import capture_and_propagate, example_input, forward_error
+    from atrous_advisor.graph.analysis import example_input, forward_error
     from atrous_advisor.graph.loading import load_model
 
     if counter not in ("fast", "fvcore"):
@@ -311,11 +365,16 @@ def inspect_model(
     model = loaded.model
     warnings: list[str] = []
     notes = list(loaded.notes)
-    x = example_input(crop, loaded.device)
     try:
-        fast, _ = costs.fast_cost(model, x)  # also the forward check: a failure here is about the crop
-    except Exception as exc:
-        raise forward_error(exc, crop) from exc
+        graph, prop, fast = _capture_with_cost(model, crop, prefer, loaded.device)
+    except ModelLoadError as exc:
+        if loaded.device != "meta" or "meta" not in str(exc):
+            raise
+        # the forward makes real tensors (positions from torch.arange on the CPU) or reads values: on the CPU
+        loaded = load_model(spec, kwargs, device="cpu")
+        model = loaded.model
+        notes.append(f"run on CPU: the forward cannot run on the meta device ({str(exc)[:160]})")
+        graph, prop, fast = _capture_with_cost(model, crop, prefer, "cpu")
     cost = fast
     if counter == "fvcore":
         cpu = load_model(spec, kwargs, device="cpu").model
@@ -326,21 +385,30 @@ def inspect_model(
         notes.extend(cost.notes)
         del cpu
 
-    graph, prop = capture_and_propagate(model, crop, prefer=prefer)
     notes.extend(graph.notes)
-    warnings.extend(prop.notes)
     out = prop.output_field()
-    if out is None or out.layout is None:
-        warnings.append("the model's output has no spatial layout; fields describe its last spatial node")
-        spatial = [f for f in prop.fields.values() if f is not None and f.layout is not None]
-        out = spatial[-1]
+    output_name = prop.output_name()
+    unknown = None
+    if isinstance(out, NodeField) and out.layout is None:
+        unknown = "the model's output is not a map (N, C, H, W): its field is not per position"
+        out = None
+    elif not isinstance(out, NodeField):
+        unknown = (
+            f"the output's field is unknown: the graph could not be followed past {out.line()}"
+            if out is not None else "the model's output carries no data from the image"
+        )
+        out = None
     framework = _framework(model)
 
-    sites = heads_of(prop)
-    aspp, ppm, fcn = [], [], []
-    for site in sites:
-        if site.kind == "aspp":
-            merged = prop.fields.get(site.merge_node) if site.merge_node is not None else None
+    aspp, ppm, fcn, unassessed = [], [], [], []
+    for site in heads_of(prop, crop):
+        if site.unknown is not None:
+            unassessed.append(UnassessedHead(
+                name=site.name, kind=site.kind, branch_modules=site.branch_modules, rates=site.rates,
+                scales=site.scales, feature_map=site.feature_map, stride=site.stride, reason=site.unknown,
+            ))
+        elif site.kind == "aspp":
+            merged = prop.known(site.merge_node) if site.merge_node is not None else None
             head_field = _pair_of(merged.axes, "rf_max") if merged else (None, None)
             aspp.append(analyse_aspp(site, crop, head_field, framework))
         elif site.kind == "ppm":
@@ -353,8 +421,10 @@ def inspect_model(
     for p in ppm:
         if not p.ok:
             warnings.append(f"{p.name}: {p.verdict}")
-    gridding = out.h.holes or out.w.holes
-    misaligned = out.h.misaligned or out.w.misaligned
+    gridding = misaligned = False
+    if out is not None:
+        gridding = out.h.holes or out.w.holes
+        misaligned = out.h.misaligned or out.w.misaligned
     if gridding:
         steps = (out.h.support.lattice_step, out.w.support.lattice_step)
         read = (out.h.support.count, out.w.support.count)
@@ -365,12 +435,14 @@ def inspect_model(
         )
     if misaligned:
         warnings.append(_misalignment(prop))
-    border, unproductive = border_layer(prop, crop)
+    border, unproductive = border_layer(prop, crop) if out is not None else (None, [])
 
     map_path = None
     if field_map is not None:
         from atrous_advisor.graph import fieldmap
 
+        if out is None:
+            raise InputError(f"--field-map: not drawn: {unknown}")
         canvas = fieldmap.canvas_for(crop, (out.h.rf_max, out.w.rf_max))
         try:
             counts, _, _ = fieldmap.path_counts(model, canvas)
@@ -390,13 +462,15 @@ def inspect_model(
         crop=tuple(crop),
         device=loaded.device,
         capture=graph.capture,
+        output=output_name,
+        unknown=unknown,
         output_stride=output_stride(prop),
-        output_feature_map=(out.h.size, out.w.size),
-        receptive_field=_pair_of(out.axes, "rf_max"),
-        receptive_field_min=_pair_of(out.axes, "rf_min"),
-        output_jump=_pair_of(out.axes, "jump"),
-        output_centre=_pair_of(out.axes, "start"),
-        global_context=out.h.global_context or out.w.global_context,
+        output_feature_map=(out.h.size, out.w.size) if out is not None else None,
+        receptive_field=_pair_of(out.axes, "rf_max") if out is not None else None,
+        receptive_field_min=_pair_of(out.axes, "rf_min") if out is not None else None,
+        output_jump=_pair_of(out.axes, "jump") if out is not None else None,
+        output_centre=_pair_of(out.axes, "start") if out is not None else None,
+        global_context=(out.h.global_context or out.w.global_context) if out is not None else None,
         gridding=gridding,
         misaligned=misaligned,
         params=cost.params,
@@ -406,10 +480,12 @@ def inspect_model(
         aspp=aspp,
         ppm=ppm,
         fcn=fcn,
+        unassessed=unassessed,
         layers=_layers(prop) if layers else [],
         border_layer=border,
         unproductive_layers=unproductive,
         unsupported_ops=prop.unsupported,
+        unsupported_reasons=prop.reasons,
         field_map=map_path,
         warnings=warnings,
         notes=notes,

@@ -75,6 +75,19 @@ class FcnHead(ResultModel):
     verdict: str
 
 
+class UnassessedHead(ResultModel):
+    """A head found in the graph whose geometry is not known well enough to advise on: listed, with why."""
+
+    name: str
+    kind: Literal["aspp", "ppm", "fcn"]
+    branch_modules: list[str]
+    rates: list[IntPair]
+    scales: list[int]
+    feature_map: IntPair
+    stride: Optional[IntPair]  # None: unknown
+    reason: str
+
+
 class ModuleCost(ResultModel):
     name: str
     params: int
@@ -86,13 +99,15 @@ class InspectReport(ResultModel):
     crop: IntPair
     device: Literal["meta", "cpu"]
     capture: Literal["torch.export", "dispatch"]
-    output_stride: NumPair  # coarsest jump of finite, non-pooled features in the graph
-    output_feature_map: IntPair
-    receptive_field: MaybeNumPair  # largest finite field at the output (global paths excluded)
-    receptive_field_min: MaybeNumPair
-    output_jump: NumPair
-    output_centre: NumPair
-    global_context: bool
+    output: Optional[str]  # which output is described: "out", "logits", "masks_queries_logits", … (None: the only one)
+    unknown: Optional[str]  # why the output's field is unknown; then every field/stride below is None
+    output_stride: Optional[NumPair]  # coarsest jump of finite, non-pooled features on the output's path
+    output_feature_map: Optional[IntPair]
+    receptive_field: Optional[MaybeNumPair]  # largest finite field at the output (global paths excluded)
+    receptive_field_min: Optional[MaybeNumPair]
+    output_jump: Optional[NumPair]
+    output_centre: Optional[NumPair]
+    global_context: Optional[bool]
     gridding: bool
     misaligned: bool
     params: int
@@ -102,10 +117,12 @@ class InspectReport(ResultModel):
     aspp: list[AsppHead]
     ppm: list[PpmHead]
     fcn: list[FcnHead]
+    unassessed: list[UnassessedHead]  # heads found, with the reason no advice is given for them
     layers: list[LayerField]
     border_layer: Optional[str]
     unproductive_layers: list[str]
-    unsupported_ops: dict[str, dict[str, int]]
+    unsupported_ops: dict[str, dict[str, int]]  # op kind → {module → count}: nodes whose field is unknown
+    unsupported_reasons: dict[str, str]  # op kind → why its handler could not follow it (the first time)
     field_map: Optional[str]
     warnings: list[str]
     notes: list[str]

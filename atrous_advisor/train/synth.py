@@ -1,10 +1,14 @@
 """A synthetic segmentation dataset in which the field of view decides the score.
 
 Every object is the same grey square; what class it belongs to is given only by the colour of a small cue
-square placed at a distance from it (0.2 to 0.35 of the image side, in a random direction). The
+square placed at a distance from it (by default 0.2 to 0.35 of the image side, in a random direction). The
 cue itself is background. A network whose head cannot see that far can find the objects but must guess their
 class, so mIoU rises with the head's field of view until the field covers the cue distance — the effect of
 the atrous rate, without a real dataset.
+
+``cue_near``/``cue_far`` set that distance range. With ``cue_far = 0.5`` the cues are spread from near the
+object out to half the image side — the whole image is the context, not one distance a single rate happens
+to hit (docs/validate.md, "the rate law", derives why the best base rate is then expected at r*).
 
 Written in the ``DATA/{train,val}/{images,masks}`` layout that ``validate`` reads: RGB PNG images and
 single-channel PNG masks of class indices (0 = background, 1..C−1 = object classes), plus ``synth.json``
@@ -27,6 +31,7 @@ MANIFEST = "synth.json"
 GENERATOR = "atrous-advisor synth"
 SPLITS = ("train", "val")
 MAX_SIZE = 2048
+MAX_CUE_FAR = 0.8
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,9 @@ class SynthSpec:
     val: int = 8
     classes: int = 5
     seed: int = 0
+    cue_near: float = 0.2  # centre-to-centre object-cue distance, as fractions of the image side
+    cue_far: float = 0.35
+    objects: int | None = None  # most objects per image; None: size // 32, clamped to 2..6
 
     @property
     def object_side(self) -> int:
@@ -48,11 +56,11 @@ class SynthSpec:
     @property
     def cue_distance(self) -> tuple[float, float]:
         """Centre-to-centre distance (px) between an object and its cue."""
-        return (0.2 * self.size, 0.35 * self.size)
+        return (self.cue_near * self.size, self.cue_far * self.size)
 
     @property
     def objects_per_image(self) -> tuple[int, int]:
-        return (1, max(2, min(6, self.size // 32)))
+        return (1, self.objects if self.objects is not None else max(2, min(6, self.size // 32)))
 
     def check(self) -> None:
         if self.size < 32:
@@ -65,6 +73,13 @@ class SynthSpec:
             raise InputError(f"--classes {self.classes}: at most {len(PALETTE) + 1} (one cue colour per object class)")
         if self.train < 1 or self.val < 1:
             raise InputError(f"--train {self.train} / --val {self.val}: each split needs at least one image")
+        if not 0 < self.cue_near <= self.cue_far <= MAX_CUE_FAR:
+            raise InputError(
+                f"--cue-near {self.cue_near:g} / --cue-far {self.cue_far:g}: need 0 < near <= far <= {MAX_CUE_FAR:g} "
+                "(fractions of the image side; beyond that an object and its cue rarely both fit in the image)"
+            )
+        if self.objects is not None and not 1 <= self.objects <= 12:
+            raise InputError(f"--objects {self.objects}: must be 1 to 12")
 
 
 # Saturated, mutually distant cue colours; object class k (1-based) has cue PALETTE[k - 1].
@@ -101,13 +116,22 @@ def _distance(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def _try_place(spec: SynthSpec, rng: np.random.Generator, placed: list[_Placed]) -> _Placed | None:
     """One object with its cue, inside the image, clear of everything placed, and nearer its own cue than any other."""
-    half = spec.object_side / 2
-    centre = (rng.uniform(half, spec.size - half), rng.uniform(half, spec.size - half))
+    # Distance and direction first, then a centre drawn among those that keep object and cue in the image:
+    # drawing the centre first would reject most long distances and skew the spread towards short ones.
     distance = rng.uniform(*spec.cue_distance)
     angle = rng.uniform(0, 2 * math.pi)
-    cue = (centre[0] + distance * math.sin(angle), centre[1] + distance * math.cos(angle))
+    offset = (distance * math.sin(angle), distance * math.cos(angle))
+    half, cue_half = spec.object_side / 2, spec.cue_side / 2
+    centre_axes = []
+    for d in offset:
+        low, high = max(half, cue_half - d), min(spec.size - half, spec.size - cue_half - d)
+        if low > high:
+            return None
+        centre_axes.append(rng.uniform(low, high))
+    centre = (centre_axes[0], centre_axes[1])
+    cue = (centre[0] + offset[0], centre[1] + offset[1])
     candidate = _Placed(centre, cue, [_box(centre, spec.object_side), _box(cue, spec.cue_side)])
-    if not all(_inside(b, spec.size) for b in candidate.boxes):
+    if not all(_inside(b, spec.size) for b in candidate.boxes) or _overlaps(*candidate.boxes, gap=0):
         return None
     gap = spec.cue_side
     for other in placed:
@@ -119,8 +143,8 @@ def _try_place(spec: SynthSpec, rng: np.random.Generator, placed: list[_Placed])
     return candidate
 
 
-def render(spec: SynthSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One (image HWC uint8, mask HW uint8) pair."""
+def render(spec: SynthSpec, rng: np.random.Generator, distances: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One (image HWC uint8, mask HW uint8) pair; the object-cue distances placed are appended to ``distances``."""
     size = spec.size
     image = rng.integers(70, 140, size=(size, size, 3), dtype=np.int64)  # textured background
     mask: np.ndarray = np.zeros((size, size), dtype=np.uint8)
@@ -133,6 +157,8 @@ def render(spec: SynthSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
             if candidate is not None:
                 placed.append(candidate)
                 break
+    if distances is not None:
+        distances += [_distance(item.centre, item.cue_centre) for item in placed]
     for item in placed:
         label = int(rng.integers(1, spec.classes))
         (ot, ol, ob, orr), (ct, cl, cb, cr) = item.boxes
@@ -140,6 +166,14 @@ def render(spec: SynthSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.nd
         mask[ot:ob, ol:orr] = label
         image[ct:cb, cl:cr] = PALETTE[label - 1]
     return image.clip(0, 255).astype(np.uint8), mask
+
+
+def _quantiles(values: list[float]) -> dict:
+    """How the distances that were actually placed spread: rejection favours the shorter ones."""
+    if not values:
+        return {"objects": 0}
+    q = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
+    return {"objects": len(values), **{k: round(float(v), 1) for k, v in zip(("min", "q25", "median", "q75", "max"), q)}}
 
 
 def _is_empty(root: Path) -> bool:
@@ -180,13 +214,14 @@ def write_dataset(root: Path, spec: SynthSpec, force: bool = False) -> dict:
     files: list[str] = []
     counts = {"train": spec.train, "val": spec.val}
     digits = max(4, len(str(max(counts.values()) - 1)))
+    placed: list[float] = []  # object-cue distances as drawn, after rejection of what did not fit
     for split_id, split in enumerate(SPLITS):
         images_dir, masks_dir = root / split / "images", root / split / "masks"
         images_dir.mkdir(parents=True, exist_ok=True)
         masks_dir.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([spec.seed, split_id])  # splits are independent streams of one seed
         for index in range(counts[split]):
-            image, mask = render(spec, rng)
+            image, mask = render(spec, rng, placed)
             stem = f"{index:0{digits}d}"
             Image.fromarray(image, "RGB").save(images_dir / f"{stem}.png")
             Image.fromarray(mask, "L").save(masks_dir / f"{stem}.png")
@@ -197,6 +232,7 @@ def write_dataset(root: Path, spec: SynthSpec, force: bool = False) -> dict:
         "object_side": spec.object_side,
         "cue_side": spec.cue_side,
         "cue_distance": list(spec.cue_distance),
+        "cue_distance_placed": _quantiles(placed),
         "palette": [list(c) for c in PALETTE[: spec.classes - 1]],
         "files": files,
     }

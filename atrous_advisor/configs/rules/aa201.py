@@ -46,9 +46,9 @@ class PpmCellBelowMinCell(Rule):
             return
         cells = ", ".join(f"scale {c.scale}: {min(c.cell_pixels):.0f} px" for c in small)
         default = " (the head's class default)" if facts.ppm.is_default else ""
-        hint = f"; use pool_scales={analysis.suggested_scales}" if analysis.suggested_scales != facts.ppm.scales else ""
+        hint = f"; use {facts.ppm.key}={analysis.suggested_scales}" if analysis.suggested_scales != facts.ppm.scales else ""
         yield self.diagnostic(
-            f"{facts.ppm.head} pool_scales {facts.ppm.scales}{default} {where(analysis)}: cells below "
+            f"{facts.ppm.head} {facts.ppm.key} {facts.ppm.scales}{default} {where(analysis)}: cells below "
             f"min-cell {analysis.min_cell} px ({cells}){hint}",
             facts.ppm.loc,
             fix if hint else None,

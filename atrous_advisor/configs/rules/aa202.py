@@ -42,7 +42,7 @@ class PpmScaleAboveFeatureMap(Rule):
         if big:
             yield self.diagnostic(
                 f"{facts.ppm.head} pool scale(s) {fmt.ints(big)} exceed the {fmt.crop(analysis.feature_map)}-position "
-                f"feature map {where(analysis)}: bins repeat features; use pool_scales={analysis.suggested_scales}",
+                f"feature map {where(analysis)}: bins repeat features; use {facts.ppm.key}={analysis.suggested_scales}",
                 facts.ppm.loc,
                 fix,
             )

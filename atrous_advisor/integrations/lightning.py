@@ -1,0 +1,70 @@
+"""Lightning: ``AtrousAdvisorCallback``, a pre-flight check of the LightningModule ``trainer.fit`` trains.
+
+    from atrous_advisor.integrations.lightning import AtrousAdvisorCallback
+    trainer = L.Trainer(callbacks=[AtrousAdvisorCallback(crop=512, strict=False)])
+
+With ``crop`` given, the check runs at ``on_fit_start``. Without it, it runs at the first
+``on_train_batch_start`` on the batch Lightning has already loaded for step 0: the crop is that batch's
+image height and width, and no batch is drawn from the loader for the check (its order, length and
+augmentation random state are the run's own). Either way it runs before the first optimizer step, and
+``strict=True`` raises :class:`~atrous_advisor.errors.RetuneRequired` when a head needs retuning.
+
+The model inspected is the LightningModule itself, called as ``module(images)``; name a submodule
+(``submodule="net"``) when its ``forward`` takes something else. The verdict is logged on global rank 0
+through Lightning's own logger (``lightning.pytorch``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Optional, Union
+
+from lightning.pytorch.callbacks import Callback
+
+from atrous_advisor.geometry import parse_crop
+from atrous_advisor.integrations._check import Verdict, crop_of_batch, enforce, preflight
+
+__all__ = ["AtrousAdvisorCallback"]
+
+log = logging.getLogger("lightning.pytorch.callbacks.atrous_advisor")
+
+
+class AtrousAdvisorCallback(Callback):
+    """Inspect the model at the training crop before the first optimizer step; log the verdict.
+
+    Args:
+        crop: the training crop (``512``, ``(512, 1024)`` or ``"512x1024"``); by default the first
+            training batch's image size.
+        strict: raise ``RetuneRequired`` before the first step when a head needs retuning.
+        submodule: the attribute path of the network inside the LightningModule, if ``module(images)`` is
+            not how it is called.
+        capture: ``"dispatch"`` (default, quicker) or ``"export"``, as ``inspect --capture``.
+    """
+
+    def __init__(self, crop: Optional[Union[int, str, Sequence[int]]] = None, strict: bool = False,
+                 submodule: Optional[str] = None, capture: str = "dispatch") -> None:
+        super().__init__()
+        self.crop = parse_crop(tuple(crop) if isinstance(crop, (list, tuple)) else crop) if crop is not None else None
+        self.strict = strict
+        self.submodule = submodule
+        self.capture = capture
+        self.verdict: Optional[Verdict] = None
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self.verdict = None  # a second fit() with this callback checks again
+        if self.crop is not None:
+            self._check(trainer, pl_module, self.crop)
+
+    def on_train_batch_start(self, trainer, pl_module, batch: Any, batch_idx: int) -> None:
+        if self.verdict is None:
+            self._check(trainer, pl_module, crop_of_batch(batch))
+
+    def _check(self, trainer, pl_module, crop: Optional[tuple[int, int]]) -> None:
+        model = pl_module.get_submodule(self.submodule) if self.submodule else pl_module
+        # the copy keeps a reference to the trainer instead of copying the whole training run
+        self.verdict = preflight(model, crop, share=(trainer,), capture=self.capture)
+        if trainer.is_global_zero:
+            for line in self.verdict.lines:
+                log.log(logging.WARNING if self.verdict.problem else logging.INFO, line)
+        enforce(self.verdict, self.strict)

@@ -1,0 +1,176 @@
+"""Layouts are recognised by content: what is no config is skipped and counted, never linted or passed as checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from atrous_advisor.configs.engine import lint_paths
+from atrous_advisor.configs.frameworks import Skipped, recognise
+from atrous_advisor.configs.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures" / "configs"
+LAZY = FIXTURES / "detectron2/configs/common/models/panoptic_fpn.py"
+MODULE = FIXTURES / "detectron2/projects/DeepLab/deeplab/config.py"
+YACS = FIXTURES / "yacs/deeplab-pytorch/configs/voc12.yaml"
+
+
+def test_python_files_are_told_apart_by_content():
+    assert recognise(FIXTURES / "mmseg1x/deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py").name == "mmseg"
+    assert recognise(FIXTURES / "mmseg1x/_base_/models/deeplabv3_r50-d8.py").name == "mmseg"  # no _base_ key, model = dict
+    lazy, module = recognise(LAZY), recognise(MODULE)
+    assert isinstance(lazy, Skipped) and "LazyConfig" in lazy.what
+    assert isinstance(module, Skipped) and lazy.what != module.what and "ordinary Python module" in module.what
+
+
+def test_an_upper_case_yaml_is_not_taken_for_detectron2():
+    assert recognise(FIXTURES / D2_LEAF).name == "detectron2"
+    assert recognise(YACS) is None  # EXP/DATASET/MODEL.NAME: deeplab-pytorch's keys, not Detectron2's
+
+
+D2_LEAF = "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os8_mg124_poly_90k_bs16.yaml"
+
+
+def test_a_walked_tree_counts_skipped_files_and_lints_only_configs():
+    run = lint_paths([FIXTURES / "detectron2"], Settings())
+    assert {s.path.name for s in run.skipped} == {"panoptic_fpn.py", "config.py"}
+    assert not any(s.named for s in run.skipped)
+    assert all(r.framework == "detectron2" for r in run.results) and not run.errors
+    assert not any(d.code == "AA001" for r in run.results for d in r.diagnostics)  # no false AA001 from .py files
+
+
+def test_a_named_lazyconfig_is_said_in_one_line_and_never_all_checks_passed(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    result = run_cli("lint", str(LAZY.relative_to(FIXTURES)))
+    assert result.exit_code == 0
+    assert result.stderr == f"{LAZY.relative_to(FIXTURES)}: skipped: a Detectron2 LazyConfig (Python); atrous-advisor reads Detectron2's YAML configs\n"
+    assert "All checks passed" not in result.stdout and "1 file skipped as not configs" in result.stdout
+    report = json.loads(run_cli("lint", "--json", str(LAZY.relative_to(FIXTURES))).stdout)
+    assert report["skipped"] == [{"path": str(LAZY.relative_to(FIXTURES)), "what": report["skipped"][0]["what"], "named": True, "special": False}]
+    assert report["summary"]["passed"] is False
+
+
+def test_a_named_file_in_no_known_layout_exits_2_naming_it(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    result = run_cli("lint", "yacs/deeplab-pytorch/configs/voc12.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: yacs/deeplab-pytorch/configs/voc12.yaml: not a config layout")
+    assert "0 configs" in result.stdout and "could not be linted" in result.stdout
+
+
+PANOPTIC = FIXTURES / "detectron2/projects/Panoptic-DeepLab/configs/Cityscapes-PanopticSegmentation"
+PANOPTIC_LEAF = PANOPTIC / "panoptic_deeplab_R_52_os16_mg124_poly_90k_bs32_crop_512_1024.yaml"
+D2_BASE = FIXTURES / "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/Base-DeepLabV3-OS16-Semantic.yaml"
+
+
+def test_panoptic_deeplab_checks_both_aspp_heads():
+    (result,) = lint_paths([PANOPTIC_LEAF], Settings()).results
+    facts = result.facts
+    assert (facts.crop, facts.aspp.stride, facts.aspp.head) == ((512, 1024), 16, "PanopticDeepLabSemSegHead")
+    (ins,) = facts.extra_aspp
+    assert (ins.head, ins.stride, ins.rates) == ("PanopticDeepLabInsEmbedHead", 16, (6, 12, 18))
+    aa101 = sorted(d.loc.line for d in result.diagnostics if d.code == "AA101")
+    assert aa101 == [12, 19]  # SEM_SEG_HEAD.ASPP_DILATIONS and INS_EMBED_HEAD.ASPP_DILATIONS in the base
+
+
+def _d2_leaf(tmp_path, body: str) -> Path:
+    leaf = tmp_path / "leaf.yaml"
+    leaf.write_text(f'_BASE_: "{D2_BASE}"\n' + body)
+    return leaf
+
+
+def test_detectron2_backbone_name_decides_whether_the_stride_is_known(tmp_path):
+    leaf = _d2_leaf(tmp_path, 'MODEL:\n  BACKBONE:\n    NAME: "build_hrnet_backbone"\nINPUT:\n  CROP:\n    SIZE: (512, 512)\n')
+    (result,) = lint_paths([leaf], Settings()).results
+    assert result.facts.aspp.stride is None and result.facts.output_stride is None  # no stride 16 guessed
+    (diag,) = [d for d in result.diagnostics if d.code == "AA002"]
+    assert "'build_hrnet_backbone' is not a backbone whose strides atrous-advisor knows" in diag.message
+    assert not any(d.code == "AA101" for d in result.diagnostics)
+
+
+def test_detectron2_in_features_are_ordered_by_stride_and_invalid_dilations_are_reported(tmp_path):
+    reordered = _d2_leaf(tmp_path, 'MODEL:\n  SEM_SEG_HEAD:\n    IN_FEATURES: ["res5", "res2"]\n')
+    (result,) = lint_paths([reordered], Settings()).results
+    assert result.facts.aspp.stride == 16  # res5, although written first
+    invalid = _d2_leaf(tmp_path, "MODEL:\n  RESNETS:\n    RES4_DILATION: 2\n    RES5_DILATION: 2\n")
+    (result,) = lint_paths([invalid], Settings()).results
+    assert result.facts.aspp is None
+    (diag,) = result.diagnostics
+    assert diag.code == "AA001" and diag.loc.line == 5 and "refused by Detectron2" in diag.message
+
+
+def test_the_per_axis_detectron2_fix_is_read_back_by_lint(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    leaf = _d2_leaf(tmp_path, "MODEL:\n  SEM_SEG_HEAD:\n    ASPP_DILATIONS: [6, 12, 18]\n")
+    assert run_cli("lint", "--fix", "--unsafe-fixes", "leaf.yaml").exit_code in (0, 1)
+    assert "ASPP_DILATIONS: [[5, 10], [10, 20], [15, 30]]" in leaf.read_text()
+    report = json.loads(run_cli("lint", "--json", "leaf.yaml").stdout)
+    (config,) = report["configs"]
+    assert config["aspp_rates"] == [[5, 10], [10, 20], [15, 30]] and config["checked"] == "full"
+    assert not any(d["code"] in ("AA001", "AA101") for d in config["diagnostics"])
+
+
+def test_apc_and_dm_heads_pool_like_ppm_and_are_checked_under_its_rules(run_cli, tmp_path, monkeypatch):
+    apc = lint_paths([FIXTURES / "mmseg1x/apcnet/apcnet_r50-d8_4xb4-80k_ade20k-512x512.py"], Settings()).results[0]
+    dm = lint_paths([FIXTURES / "mmseg1x/dmnet/dmnet_r50-d8_4xb4-80k_ade20k-512x512.py"], Settings()).results[0]
+    assert (apc.facts.ppm.head, apc.facts.ppm.key, apc.facts.ppm.scales, apc.facts.ppm.stride) == (
+        "APCHead", "pool_scales", (1, 2, 3, 6), 8)
+    assert (dm.facts.ppm.head, dm.facts.ppm.key, dm.facts.ppm.scales) == ("DMHead", "filter_sizes", (1, 3, 5, 7))
+    # 512 at stride 8: F = 64; a 5×5 filter pools 12.8-feature (102 px) cells, a 7×7 one 73 px cells
+    (aa201,) = dm.diagnostics
+    assert aa201.code == "AA201" and "scale 5: 102 px, scale 7: 73 px" in aa201.message
+    assert "use filter_sizes=(1, 3, 4)" in aa201.message and aa201.fix.target.keys[-1] == "filter_sizes"
+    # the fix writes `filter_sizes` (not pool_scales) into the leaf, and the fixed leaf passes
+    leaf = tmp_path / "dmnet_ade20k-512x512.py"
+    leaf.write_text((FIXTURES / "mmseg1x/dmnet/dmnet_r50-d8_4xb4-80k_ade20k-512x512.py").read_text().replace(
+        "'../_base_/", f"'{(FIXTURES / 'mmseg1x/_base_').resolve()}/"))
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("lint", "--fix", leaf.name)
+    assert "filter_sizes=(1, 3, 4)" in leaf.read_text() and "All checks passed" in result.stdout
+
+
+PADDLE = FIXTURES / "paddleseg/configs"
+
+
+def test_paddleseg_crop_is_read_w_h_and_the_stride_from_output_stride():
+    leaf = PADDLE / "deeplabv3p/deeplabv3p_resnet50_os8_cityscapes_1024x512_80k.yml"
+    run = lint_paths([leaf], Settings())
+    assert len(run.results) == 3  # and the two configs that inherit it
+    (os8,) = [r for r in run.results if r.path == leaf]
+    facts = os8.facts
+    assert os8.framework == "paddleseg"
+    assert (facts.crop, facts.crop_source, facts.crop_loc.path.name) == ((512, 1024), "RandomPaddingCrop.crop_size", "cityscapes.yml")
+    assert (facts.aspp.rates, facts.aspp.stride, facts.aspp.to_written([5, 10, 15])) == ((12, 24, 36), 8, [1, 5, 10, 15])
+    # ResNet_vd at stride 8: stage 3 dilated by 2, stage 4 by 4 × multi_grid (1, 2, 4)
+    assert sorted(c.rate for c in facts.dilated_convs) == [2, 4, 8, 16]
+    (os16,) = lint_paths([PADDLE / "deeplabv3p/deeplabv3p_resnet50_os16_cityscapes_1024x512_80k.yml"], Settings()).results
+    assert (os16.facts.aspp.stride, os16.facts.aspp.rates) == (16, (6, 12, 18))
+
+
+def test_paddleseg_inherited_false_replaces_the_base_mapping():
+    (leaf,) = lint_paths([PADDLE / "deeplabv3p/deeplabv3p_resnet50_os16_cityscapes_512x512_80k.yml"], Settings()).results
+    assert leaf.facts.crop == (512, 512) and leaf.facts.crop_loc.path.name.endswith("512x512_80k.yml")
+    assert leaf.diagnostics == []  # (5, 10, 15) at 512, stride 16: r* = 5
+
+
+def test_paddleseg_code_defaults_apply_and_the_fix_writes_under_model(run_cli, tmp_path, monkeypatch):
+    (psp,) = lint_paths([PADDLE / "pspnet/pspnet_resnet50_os8_cityscapes_1024x512_80k.yml"], Settings()).results
+    # bin_sizes and backbone_indices are not written: PSPNet's defaults (1, 2, 3, 6) and (2, 3) apply
+    assert (psp.facts.ppm.scales, psp.facts.ppm.is_default, psp.facts.ppm.stride, psp.facts.ppm.key) == (
+        (1, 2, 3, 6), True, 8, "bin_sizes")
+    (aa201,) = psp.diagnostics
+    assert aa201.code == "AA201" and "use bin_sizes=(1, 2, 3, 4)" in aa201.message
+    base = (PADDLE / "_base_").resolve()
+    leaf = tmp_path / "psp.yml"
+    leaf.write_text((PADDLE / "pspnet/pspnet_resnet50_os8_cityscapes_1024x512_80k.yml").read_text().replace(
+        "'../_base_/", f"'{base}/"))
+    monkeypatch.chdir(tmp_path)
+    run_cli("lint", "--fix", "psp.yml")
+    assert "  bin_sizes: [1, 2, 3, 4]\n" in leaf.read_text()
+    assert run_cli("lint", "psp.yml").stdout == "All checks passed (1 config).\n"
+
+
+def test_a_changed_paddleseg_base_lints_what_inherits_it(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    report = json.loads(run_cli("lint", "--json", "paddleseg/configs/_base_/cityscapes.yml").stdout)
+    assert len(report["configs"]) == 4 and {c["framework"] for c in report["configs"]} == {"paddleseg"}
