@@ -56,7 +56,10 @@ class _Resolver:
         self.cfg = cfg
         self.facts = ConfigFacts(path=path, framework="paddleseg", anchor=anchor)
 
-    def unresolved(self, what: str, v: V) -> None:
+    def unresolved(self, what: str, v: Optional[V]) -> None:
+        if v is None:  # a default that is not a value: nothing was written, the file's first line stands in
+            self.facts.unresolved.append(Unresolved(what, self.facts.anchor, "not a value atrous-advisor can read"))
+            return
         found = find_opaque(v)
         reason = found[0].reason if found else f"{plain(v)!r} is not a value atrous-advisor can read"
         self.facts.unresolved.append(Unresolved(what, v.loc, reason))
@@ -90,6 +93,7 @@ class _Resolver:
         kind = plain(model.get("type")) if model is not None and model.get("type") is not None else None
         if kind not in HEADS:
             return self.facts
+        assert model is not None  # a known head type was read from it
         key, default, default_indices, is_aspp = HEADS[kind]
         v = model.get(key)
         written = plain(v) if v is not None else default
@@ -117,6 +121,7 @@ class _Resolver:
         if not isinstance(btype, str) or not _RESNET_VD.match(btype):
             self.facts.stride_why = f"backbone type {btype!r} is not one whose strides atrous-advisor knows"
             return None, None
+        assert backbone is not None  # its type was read
         os_v = backbone.get("output_stride")
         output_stride = plain(os_v) if os_v is not None else 8
         stages = _stage_strides(output_stride)
@@ -135,7 +140,8 @@ class _Resolver:
         dilation = {8: {2: 2, 3: 4}, 16: {3: 2}}.get(output_stride, {})
         gv = backbone.get("multi_grid")
         grid = positive_ints(plain(gv)) if gv is not None else (1, 1, 1)
-        loc = backbone.get("output_stride").loc if backbone.get("output_stride") is not None else backbone.loc
+        os_v = backbone.get("output_stride")
+        loc = os_v.loc if os_v is not None else backbone.loc
         for stage, d in dilation.items():
             rates = [(d * g, gv.loc if gv is not None else loc) for g in grid] if stage == 3 and grid else [(d, loc)]
             for rate, where in dict.fromkeys(rates):

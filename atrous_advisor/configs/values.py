@@ -7,11 +7,10 @@ expression starts and ends in the file it edits. So readers build trees of :clas
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from atrous_advisor.files import canonical  # noqa: F401 - the readers and the engine import it from here
 
@@ -107,6 +106,7 @@ def find_opaque(v: Any) -> Optional[tuple[Opaque, Optional[V]]]:
         if isinstance(v.value, Opaque):
             return v.value, v
         return find_opaque(v.value)
+    items: Iterable[Any]
     if isinstance(v, dict):
         items = v.values()
     elif isinstance(v, (list, tuple)):
