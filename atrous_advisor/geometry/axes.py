@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import TypeVar, Union
+from typing import Sequence, TypeVar, Union
 
 from atrous_advisor.errors import InputError
 
@@ -32,11 +32,13 @@ def _positive_int(text: str, what: str, original: str) -> int:
     return value
 
 
-def parse_crop(text: Union[str, int, tuple[int, int]]) -> tuple[int, int]:
+def parse_crop(text: Union[str, int, Sequence[int]]) -> tuple[int, int]:
     """Parse ``512``, ``512x1024`` (H×W) or ``512,1024`` into ``(h, w)``."""
     if isinstance(text, int):
         text = str(text)
-    if isinstance(text, tuple):
+    if isinstance(text, (tuple, list)):
+        if len(text) != 2:
+            raise InputError(f"crop {tuple(text)!r}: expected (h, w)")
         text = f"{text[0]}x{text[1]}"
     raw = str(text).strip()
     parts = _CROP_SPLIT.split(raw)

@@ -79,7 +79,8 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
         xs = ins(node)
         if not xs:
             continue
-        x, kind, shape = xs[0], node.kind, node.out_shape
+        x, kind = xs[0], node.kind
+        shape: tuple[int, ...] = node.out_shape or ()  # spatial nodes have a shape
         if kind in CONV_KINDS or kind == "aten.conv_transpose2d":
             geo = conv_geometry(node)
             w = node.args[1]

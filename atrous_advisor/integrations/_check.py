@@ -49,7 +49,7 @@ class Verdict:
 
 def _outside_heads(report: InspectReport) -> dict[str, int]:
     """Unsupported ops not inside a head's own branches: the fields the heads rely on may be estimates."""
-    branches = [b for head in (*report.aspp, *report.ppm) for b in head.branch_modules]
+    branches = [b for head in report.aspp for b in head.branch_modules] + [b for head in report.ppm for b in head.branch_modules]
     counts: dict[str, int] = {}
     for op, where in report.unsupported_ops.items():
         for module, n in where.items():
@@ -118,7 +118,7 @@ def preflight(model: Any, crop: Optional[Sequence[int]], label: Optional[str] = 
         ), 0.0)
     start = time.perf_counter()
     try:
-        report = live.inspect_copy(live.meta_copy(inner, share=share), tuple(crop), label, layers=False, prefer=capture)
+        report = live.inspect_copy(live.meta_copy(inner, share=share), (crop[0], crop[1]), label, layers=False, prefer=capture)
     except AdvisorError as exc:
         reason = str(exc)
     except Exception as exc:  # a model this tool cannot read must not stop the user's training
@@ -165,7 +165,9 @@ def crop_of_batch(batch: Any, example: bool = False) -> Optional[tuple[int, int]
     elif isinstance(batch, (list, tuple)):
         shapes = [_shape(t) for t in batch]
         if batch and all(s is not None and len(s) == 3 for s in shapes):
-            return shapes[0][-2:]  # type: ignore[index]
+            first = shapes[0]
+            assert first is not None  # checked just above
+            return (int(first[-2]), int(first[-1]))
         values = list(batch)
     else:
         return None

@@ -231,7 +231,7 @@ def plan_model(
     if image is not None:
         crops = [c for c in crops if c[0] <= image[0] and c[1] <= image[1]]
         if tuple(image) not in crops:
-            crops.append(tuple(image))  # whole-image training is a candidate of its own
+            crops.append((image[0], image[1]))  # whole-image training is a candidate of its own
     crops = sorted(set(crops), key=lambda c: (c[0] * c[1], c))
     usable = usable_bytes(budget)
     configs: list[Optional[int]] = list(strides) if strides else [None]
@@ -280,18 +280,20 @@ def plan_model(
         rows = _measure(model, opt, head, crops, batch, precision, fake_mode, tick)
         for crop, peak, parts, fmap, macs in rows:
             rates = scales = optimal = snippet = None
-            if head.kind == "aspp":
+            # an unknown stride gives no advice (never one built on a guess)
+            if head.kind == "aspp" and head.stride is not None:
                 from atrous_advisor.advice import advise_rates
 
-                report = advise_rates(crop, head.stride, branches=head.branches)
-                rates, optimal = [tuple(r) for r in report.suggested_rates], tuple(report.optimal_base_rate)
-                snippet = report.snippets.get(framework)
-            elif head.kind == "ppm":
+                rate_report = advise_rates(crop, head.stride, branches=head.branches)
+                rates = [(r[0], r[1]) for r in rate_report.suggested_rates]
+                optimal = rate_report.optimal_base_rate
+                snippet = rate_report.snippets.get(framework)
+            elif head.kind == "ppm" and head.stride is not None:
                 from atrous_advisor.advice import advise_ppm
 
-                report = advise_ppm(crop, head.stride, scales=head.scales)
-                scales = list(report.suggested_scales)
-                snippet = report.snippets.get(framework) or f"pool_scales={tuple(scales)}"
+                ppm_report = advise_ppm(crop, head.stride, scales=head.scales)
+                scales = list(ppm_report.suggested_scales)
+                snippet = ppm_report.snippets.get(framework) or f"pool_scales={tuple(scales)}"
             snippets.append(snippet)
             candidates.append(PlanCandidate(
                 crop=crop, output_stride=head.stride, peak_bytes=peak, breakdown=MemoryBreakdown(**parts),
@@ -310,6 +312,6 @@ def plan_model(
     return PlanReport(
         model=spec, memory_budget_bytes=budget, batch=batch, precision=precision,  # type: ignore[arg-type]
         candidates=candidates, recommended=recommended, usable_bytes=usable,
-        head="; ".join(dict.fromkeys(heads)), fix=fix, image=tuple(image) if image else None,
+        head="; ".join(dict.fromkeys(heads)), fix=fix, image=(image[0], image[1]) if image else None,
         notes=list(dict.fromkeys(notes)),
     )

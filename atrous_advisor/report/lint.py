@@ -6,7 +6,7 @@ import os
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import Callable, Iterator, Optional, TextIO
 
 from atrous_advisor.files import canonical
 from atrous_advisor.report.lint_models import (
@@ -46,7 +46,7 @@ def gaps(result) -> list[str]:
 
 def build_report(run, fixable: Callable[[object, object], bool]) -> LintReport:
     """The one result model; ``fixable(result, diagnostic)`` says whether ``--fix`` would write a finding."""
-    configs, seen, why = [], set(), Counter()
+    configs, seen, why = [], set(), Counter[str]()
     findings = fixable_count = 0
     for result in run.results:
         facts = result.facts
@@ -129,7 +129,7 @@ def summary_line(s: LintSummary) -> str:
     return line + "."
 
 
-def render_text(report: LintReport, out: TextIO = None, err: TextIO = None) -> None:
+def render_text(report: LintReport, out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> None:
     out, err = out or sys.stdout, err or sys.stderr
     for message, d in _unique(report):
         out.write(f"{d.path}:{d.line}:{d.col}: {d.code}{' [*]' if d.fixable else ''} {message}\n")
@@ -146,7 +146,7 @@ def _gh_escape(text: str, prop: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
-def render_github(report: LintReport, out: TextIO = None) -> None:
+def render_github(report: LintReport, out: Optional[TextIO] = None) -> None:
     out = out or sys.stdout
     for message, d in _unique(report):
         out.write(

@@ -67,15 +67,16 @@ def render_plan(report: PlanReport, console: Console) -> None:
             f"(parameters {fmt.size(b.parameters)}, gradients {fmt.size(b.gradients)}, optimizer {fmt.size(b.optimizer)}, "
             f"activations {fmt.size(b.activations)}, temporary {fmt.size(b.temporary)}).", style="bold green"))
         if best.suggested_rates is not None:
-            console.print(f"  feature map {fmt.crop(best.feature_map)}, r* = {_r_star(best)} → rates {_rates(best)}")
+            console.print(f"  feature map {fmt.crop(best.feature_map) if best.feature_map else fmt.MISSING}, r* = {_r_star(best)} → rates {_rates(best)}")
         elif best.suggested_scales is not None:
-            console.print(f"  feature map {fmt.crop(best.feature_map)} → pool scales {fmt.ints(best.suggested_scales)}")
+            console.print(f"  feature map {fmt.crop(best.feature_map) if best.feature_map else fmt.MISSING} → pool scales {fmt.ints(best.suggested_scales)}")
         if report.fix:
             console.print(f"  [bold]fix[/bold]: {report.fix}")
     if report.image is not None:
-        whole = next((c for c in report.candidates if tuple(c.crop) == tuple(report.image)), None)
-        if whole is not None:
-            console.print(f"Whole-image training ({fmt.crop(report.image)}) "
-                          + ("fits." if whole.fits else f"does not fit ({fmt.size(whole.peak_bytes)})."))
+        image = report.image
+        whole_image = next((c for c in report.candidates if tuple(c.crop) == tuple(image)), None)
+        if whole_image is not None:
+            console.print(f"Whole-image training ({fmt.crop(image)}) "
+                          + ("fits." if whole_image.fits else f"does not fit ({fmt.size(whole_image.peak_bytes)})."))
     for note in report.notes:
         console.print(f"[dim]note: {note}[/dim]")
