@@ -42,6 +42,13 @@ def _one_placeholder_style(params: Sequence[Any]) -> None:
             param.metavar = "" if getattr(param, "is_flag", False) else param.name.upper().replace("_", "-")
 
 
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError (CUDA) and its CPU allocator's RuntimeError."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+
+
 class AdvisorGroup(TyperGroup):
     """Maps every failure to one line on stderr and an exit code: 2 for bad input, never a traceback."""
 
@@ -88,6 +95,10 @@ class AdvisorGroup(TyperGroup):
         except Exception as exc:  # a bug, or an input no check anticipated: still one line, not a traceback
             if debug:
                 raise
+            if _out_of_memory(exc):  # a crop or batch too big for this machine is a bad input, not a bug
+                typer.echo(f"{prog}: error: out of memory ({_one_line(str(exc))[:160] or type(exc).__name__}); "
+                           "try a smaller --crop or --batch-size", err=True)
+                sys.exit(2)
             typer.echo(
                 f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
                 "(rerun with --debug for the traceback and please report it)",

@@ -10,7 +10,7 @@ import typer
 from atrous_advisor.commands._common import emit_json, stderr, stdout, warn
 from atrous_advisor.commands.inspect import parse_kwargs  # one --kwargs syntax and message for every command
 from atrous_advisor.errors import InputError, MissingExtraError
-from atrous_advisor.geometry import parse_crop
+from atrous_advisor.numbers import BATCH, COUNT, SEED, option, parse_float, parse_pair
 from atrous_advisor.report.erf_render import render_erf
 from atrous_advisor.runtime import THREADS_HELP
 
@@ -22,11 +22,11 @@ def erf(
                                         help="Dataset folder (DATA/{train,val}/{images,masks} or Cityscapes); "
                                              "images are centre-cropped or zero-padded to the crop."),
     noise: bool = typer.Option(False, "--noise", help="Measure on standard-normal noise images (the default)."),
-    images: int = typer.Option(16, "--images", "-n", metavar="N", help="Images to accumulate over."),
+    images: int = typer.Option(16, "--images", "-n", parser=option("--images", COUNT), metavar="N", help="Images to accumulate over."),
     weights: Optional[Path] = typer.Option(None, "--weights", metavar="CKPT",
                                            help="State dict, or checkpoint with a state_dict/model key."),
     kwargs: Optional[str] = typer.Option(None, "--kwargs", metavar="JSON", help="Keyword arguments for the model builder."),
-    batch_size: int = typer.Option(8, "--batch-size", "-b", metavar="N", help="Images per forward/backward pass."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", parser=option("--batch-size", BATCH), metavar="N", help="Images per forward/backward pass."),
     device: str = typer.Option("auto", "--device", metavar="DEVICE", help="auto (cuda when available, else cpu), cpu, cuda, cuda:N."),
     threads: Optional[int] = typer.Option(None, "--threads", metavar="N", help=THREADS_HELP, show_default=False),
     log: bool = typer.Option(False, "--log", help="Log colour scale (shows the faint outer taps)."),
@@ -34,13 +34,14 @@ def erf(
                              help="Heatmap PNG; the raw map goes to the same name with .npy."),
     compare: bool = typer.Option(False, "--compare", help="Also measure under the suggested rates; both side by side."),
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files."),
-    seed: int = typer.Option(0, "--seed", metavar="SEED", help="Seed of the noise images and of a randomly initialised model."),
-    extent_threshold: float = typer.Option(0.0, "--extent-threshold", metavar="FRACTION",
+    seed: int = typer.Option(0, "--seed", metavar="SEED", parser=option("--seed", SEED), help="Seed of the noise images and of a randomly initialised model."),
+    extent_threshold: str = typer.Option("0", "--extent-threshold", metavar="FRACTION",
                                            help="Extent counts pixels above this fraction of the maximum (0: non-zero)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
     """Measure the effective receptive field (paper Eq. 1) and check the ASPP star against 2·n·r·s."""
-    crop_hw = parse_crop(crop)
+    crop_hw = parse_pair(crop, "--crop")
+    threshold = parse_float(extent_threshold, "--extent-threshold", 0.0, 1.0)
     model_kwargs = parse_kwargs(kwargs) if kwargs is not None else None
     if data is not None and noise:
         raise InputError("--data and --noise exclude each other: measure on a dataset or on noise, not both")
@@ -65,7 +66,7 @@ def erf(
         report = run_erf(
             model, crop_hw, out=out, data=data, noise=noise, images=images, weights=weights, kwargs=model_kwargs,
             batch_size=batch_size, device=device, threads=threads, log=log, compare=compare, force=force, seed=seed,
-            extent_threshold=extent_threshold, progress=progress,
+            extent_threshold=threshold, progress=progress,
         )
     for message in report.warnings:
         warn(message)

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from atrous_advisor.commands._common import emit_json, stdout, warn
 from atrous_advisor.errors import InputError
-from atrous_advisor.geometry import parse_crop
+from atrous_advisor.numbers import load_json, parse_pair, shown
 from atrous_advisor.report.inspect import render_inspect
 
 
@@ -21,11 +21,13 @@ def parse_kwargs(text: Optional[str]) -> dict:
     if text is None or not text.strip():
         return {}
     try:
-        value = json.loads(text)
+        value = load_json(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--kwargs {text!r}: invalid JSON: {exc.msg} at position {exc.pos}") from exc
+        raise InputError(f"--kwargs {shown(text, 40)}: invalid JSON: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:  # an integer past the cap, nesting past Python's stack
+        raise InputError(f"--kwargs {shown(text, 40)}: {exc}") from None
     if not isinstance(value, dict):
-        raise InputError(f"--kwargs {text!r}: expected a JSON object such as '{{\"num_classes\": 19}}'")
+        raise InputError(f"--kwargs {shown(text, 40)}: expected a JSON object such as '{{\"num_classes\": 19}}'")
     return value
 
 
@@ -41,7 +43,7 @@ def inspect(
     capture: str = typer.Option("dispatch", "--capture", metavar="dispatch|export", help="Graph capture: dispatch tracing of one meta forward (default), or torch.export (falls back to dispatch tracing)."),
 ) -> int:
     """Receptive fields, ASPP/PPM heads and cost of a PyTorch model at a crop, from its traced graph."""
-    crop_pair = parse_crop(crop)
+    crop_pair = parse_pair(crop, "--crop")
     options = parse_kwargs(kwargs)
     if counter not in ("fast", "fvcore"):
         raise InputError(f"--counter {counter!r}: expected fast or fvcore")

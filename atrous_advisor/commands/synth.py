@@ -8,18 +8,19 @@ from typing import Optional
 import typer
 
 from atrous_advisor.commands._common import stdout
+from atrous_advisor.numbers import CLASSES, COUNT, OBJECTS, SEED, SIDE, float_option, option, optional_option
 
 
 def synth(
     data: Path = typer.Argument(..., metavar="DATA", help="Folder to create (DATA/{train,val}/{images,masks}).", show_default=False),
-    size: int = typer.Option(64, "--size", metavar="PX", help="Image side in px (square)."),
-    train: int = typer.Option(16, "--train", metavar="N", help="Training images."),
-    val: int = typer.Option(8, "--val", metavar="N", help="Validation images."),
-    classes: int = typer.Option(5, "--classes", metavar="N", help="Classes, background included."),
-    seed: int = typer.Option(0, "--seed", metavar="SEED", help="Random seed; the same seed writes the same files."),
-    cue_near: float = typer.Option(0.2, "--cue-near", metavar="FRACTION", help="Shortest object-cue distance, as a fraction of the image side."),
-    cue_far: float = typer.Option(0.35, "--cue-far", metavar="FRACTION", help="Longest object-cue distance, as a fraction of the image side (0.5: cues out to half the image, the whole crop as context)."),
-    objects: Optional[int] = typer.Option(None, "--objects", metavar="N", help="Most objects per image (default: size/32, 2 to 6).", show_default=False),
+    size: int = typer.Option(64, "--size", metavar="PX", parser=option("--size", SIDE), help="Image side in px (square)."),
+    train: int = typer.Option(16, "--train", metavar="N", parser=option("--train", COUNT), help="Training images."),
+    val: int = typer.Option(8, "--val", metavar="N", parser=option("--val", COUNT), help="Validation images."),
+    classes: int = typer.Option(5, "--classes", metavar="N", parser=option("--classes", CLASSES), help="Classes, background included."),
+    seed: int = typer.Option(0, "--seed", metavar="SEED", parser=option("--seed", SEED), help="Random seed; the same seed writes the same files."),
+    cue_near: float = typer.Option(0.2, "--cue-near", metavar="FRACTION", parser=float_option("--cue-near", 0.0, 1.0), help="Shortest object-cue distance, as a fraction of the image side."),
+    cue_far: float = typer.Option(0.35, "--cue-far", metavar="FRACTION", parser=float_option("--cue-far", 0.0, 1.0), help="Longest object-cue distance, as a fraction of the image side (0.5: cues out to half the image, the whole crop as context)."),
+    objects: Optional[int] = typer.Option(None, "--objects", metavar="N", parser=optional_option("--objects", OBJECTS), help="Most objects per image (default: size/32, 2 to 6).", show_default=False),
     force: bool = typer.Option(False, "--force", help="Write into a non-empty DATA (replaces an earlier synth run's files, keeps the rest)."),
 ) -> int:
     """Write a synthetic segmentation set where an object's class is given by a coloured cue at a distance.

@@ -56,5 +56,3 @@ def usable_bytes(budget: int) -> int:
     """The bytes a training step's tensors may take on a card of ``budget`` bytes (see the module doc)."""
     return max(0, int((budget - CONTEXT_RESERVE) * (1 - ALLOCATOR_MARGIN)))
 
-
-fmt_bytes = fmt.size  # one way to write a size, in report/format.py

@@ -72,7 +72,7 @@ def si(n: Number) -> str:
     return str(n)
 
 
-def size(n: float) -> str:
+def size(n: Number) -> str:
     """Bytes in binary units, as nvidia-smi and PyTorch's allocator report them: ``6.1 GiB``, ``812 MiB``."""
     for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if abs(n) >= scale:

@@ -42,6 +42,7 @@ class LintSkipped(ResultModel):
     what: str  # "an ordinary Python module", "a Detectron2 LazyConfig (Python); …"
     named: bool  # given on the command line rather than met in a folder
     special: bool  # a FIFO, socket or device met in a folder: never opened
+    recognised: bool  # False: a file in a walked folder that is in no layout atrous-advisor reads
 
 
 class LintSummary(ResultModel):
@@ -52,7 +53,8 @@ class LintSummary(ResultModel):
     with_findings: int
     findings: int  # unique findings (one in a base shared by several configs counts once)
     fixable: int
-    skipped: int
+    skipped: int  # recognised as no config (modules, LazyConfigs, metafiles) or special files
+    not_recognised: int  # walked files in no layout atrous-advisor reads
     not_linted: int  # files that could not be linted (errors), counted once each
     passed: bool  # "All checks passed": no findings, every config fully checked, no named file skipped, no errors
 

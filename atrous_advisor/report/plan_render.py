@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from atrous_advisor.report import format as fmt
 from atrous_advisor.plan.budget import ALLOCATOR_MARGIN, CONTEXT_RESERVE
+from atrous_advisor.report import format as fmt
 from atrous_advisor.report.plan_models import PlanCandidate, PlanReport
 
 
@@ -31,25 +31,22 @@ def render_plan(report: PlanReport, console: Console) -> None:
         f"(minus {fmt.size(CONTEXT_RESERVE)} CUDA context, {ALLOCATOR_MARGIN:.0%} allocator margin)"
     )
     console.print(f"  head: {report.head}")
+    console.print("  OS: output stride · peak: one step's tensors · F: feature map at the head · MACs per image")
     table = Table(show_header=True, header_style="bold", pad_edge=False, box=box.SIMPLE_HEAD)
-    for name, justify in (("", "left"), ("crop", "right"), ("stride", "right"), ("peak", "right"),
-                          ("act.", "right"), ("fits", "center"), ("F", "right"), ("r*", "right"),
-                          ("rates", "left"), ("MACs", "right")):
-        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for name, justify in (("crop", "right"), ("OS", "right"), ("peak", "right"), ("fits", "center"),
+                          ("F", "right"), ("r*", "right"), ("rates / scales", "left"), ("MACs", "right")):
+        table.add_column(name, justify=justify, no_wrap=name != "rates / scales")  # type: ignore[arg-type]
     for c in report.candidates:
         chosen = c is report.recommended
-        whole = report.image is not None and tuple(c.crop) == tuple(report.image)
         table.add_row(
-            "→" if chosen else "",
-            fmt.crop(c.crop) + (" (image)" if whole else ""),
+            ("→ " if chosen else "") + fmt.crop(c.crop),
             str(c.output_stride) if c.output_stride else "?",
             fmt.size(c.peak_bytes),
-            fmt.size(c.breakdown.activations),
             "[green]yes[/green]" if c.fits else "[red]no[/red]",
             fmt.crop(c.feature_map) if c.feature_map else "—",
             _r_star(c),
             _rates(c),
-            f"{c.macs / 1e9:.1f} G",
+            fmt.si(c.macs),
             style="bold" if chosen else "",
         )
     console.print(table)
@@ -73,10 +70,9 @@ def render_plan(report: PlanReport, console: Console) -> None:
         if report.fix:
             console.print(f"  [bold]fix[/bold]: {report.fix}")
     if report.image is not None:
-        image = report.image
-        whole_image = next((c for c in report.candidates if tuple(c.crop) == tuple(image)), None)
-        if whole_image is not None:
-            console.print(f"Whole-image training ({fmt.crop(image)}) "
-                          + ("fits." if whole_image.fits else f"does not fit ({fmt.size(whole_image.peak_bytes)})."))
+        whole = next((c for c in report.candidates if tuple(c.crop) == tuple(report.image)), None)
+        if whole is not None:
+            console.print(f"Whole-image training ({fmt.crop(report.image)}) "
+                          + ("fits." if whole.fits else f"does not fit ({fmt.size(whole.peak_bytes)})."))
     for note in report.notes:
         console.print(f"[dim]note: {note}[/dim]")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Optiona
 
 import numpy as np
 
-from atrous_advisor.files import atomic_path
+from atrous_advisor.files import atomic_path, check_writable
 from atrous_advisor.errors import DataError, InputError, ModelLoadError
 from atrous_advisor.report import format as fmt
 from atrous_advisor.runtime import resolve_device, set_cpu_threads
@@ -631,6 +631,10 @@ def output_paths(out: Path, compare: bool) -> dict[str, Path]:
 
 def check_outputs(paths: dict[str, Path], force: bool) -> None:
     """Refuse to replace existing files unless ``force``: nothing the user has is overwritten unasked."""
+    for p in paths.values():
+        if p.is_symlink() and not p.exists():
+            raise InputError(f"--out {p}: a symlink to a missing file; remove it or choose another --out")
+    check_writable(paths["png"].parent, "--out")
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not force:
         raise InputError(f"{', '.join(existing)} already exist(s); pass --force to overwrite or choose another --out")

@@ -15,15 +15,18 @@ import gc
 import hashlib
 import io
 import json
+import math
 import platform
 import statistics
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Protocol, Sequence, cast
 
 import torch
 
-from atrous_advisor.files import atomic_path
+from atrous_advisor import numbers
+from atrous_advisor.files import FolderLockedError, atomic_path, check_writable, folder_lock, remove_stale_temp_files
 from atrous_advisor.errors import AdvisorError, DataError, InputError, ModelLoadError
 from atrous_advisor.geometry import DEFAULT_BRANCHES, effective_base_rate, suggest_scales, suggested_rates
 from atrous_advisor.report.validate_models import HeadVariant, RunResult, ValidateReport, VariantResult
@@ -52,24 +55,21 @@ class Variant:
 
 
 def parse_sweep(text: str) -> list[int]:
-    """``8:16`` (inclusive), ``8:16:2`` (with a step) or ``6,9,12``: base rates to try."""
+    """``8:16`` (inclusive), ``8:16:2`` (with a step) or ``6,9,12``: base rates to try (at most MAX_LIST)."""
     raw = text.strip()
-    try:
-        if ":" in raw:
-            parts = [int(p) for p in raw.split(":")]
-            if len(parts) not in (2, 3):
-                raise ValueError
-            start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1
-            if step < 1 or stop < start:
-                raise ValueError
-            values = list(range(start, stop + 1, step))
-        else:
-            values = [int(p) for p in raw.replace(" ", "").split(",") if p]
-    except ValueError:
-        raise InputError(f"--sweep {text!r}: expected START:STOP[:STEP] such as 8:16, or a list such as 6,9,12") from None
-    if not values or min(values) < 1:
-        raise InputError(f"--sweep {text!r}: base rates must be positive integers")
-    return values
+    if ":" not in raw:
+        return list(numbers.parse_int_list(raw, "--sweep", numbers.RATE))
+    parts = raw.split(":")
+    if len(parts) not in (2, 3):
+        raise InputError(f"--sweep {numbers.shown(text)}: expected START:STOP[:STEP] such as 8:16, or a list such as 6,9,12")
+    start, stop = (numbers.parse_int(p, "--sweep", numbers.RATE) for p in parts[:2])
+    step = numbers.parse_int(parts[2], "--sweep step", numbers.RATE) if len(parts) == 3 else 1
+    if stop < start:
+        raise InputError(f"--sweep {numbers.shown(text)}: STOP is below START")
+    count = (stop - start) // step + 1
+    if count > numbers.MAX_LIST:
+        raise InputError(f"--sweep {numbers.shown(text)}: {count} rates; at most {numbers.MAX_LIST} are accepted")
+    return list(range(start, stop + 1, step))
 
 
 def _stride(head) -> IntPair:
@@ -159,7 +159,7 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
         raise ModelLoadError(
-            f"--weights {path}: cannot be read as tensors only ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+            f"--weights {path}: cannot be read as tensors only ({type(exc).__name__}: {(str(exc).splitlines() or ['empty'])[0][:160]}); "
             "save it with torch.save(model.state_dict(), path)"
         ) from exc
     for key in ("state_dict", "model"):
@@ -221,12 +221,20 @@ class ValidateRequest:
     num_workers: Optional[int] = None  # None: 4 on CUDA, 0 on CPU
     checkpoint_every: int = 200
     threads: Optional[int] = None  # None: runtime.default_cpu_threads on CPU, torch's default on CUDA
+    wait: bool = False  # another run holds --out: wait for it instead of stopping
 
     def check(self) -> None:
-        for name in ("steps", "batch_size", "repeats"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
-        if self.lr is not None and not self.lr > 0:
+        caps = {"steps": numbers.COUNT, "batch_size": numbers.BATCH, "repeats": numbers.REPEATS, "seed": numbers.SEED,
+                "ignore_index": numbers.LABEL, "checkpoint_every": numbers.CHECKPOINT_EVERY,
+                "num_workers": numbers.WORKERS, "num_classes": numbers.CLASSES}
+        for name, cap in caps.items():
+            if getattr(self, name) is not None:
+                numbers.check_int(getattr(self, name), "--" + name.replace("_", "-").replace("num-workers", "workers"), cap)
+        if self.seed + self.repeats - 1 > numbers.SEED.high:
+            raise InputError(f"--seed {self.seed} with --repeats {self.repeats}: the seeds run past {numbers.SEED.high}")
+        for side in self.crop:
+            numbers.check_int(side, "--crop", numbers.CROP)
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"--lr {self.lr}: must be positive")
         if self.optimizer not in ("sgd", "adamw"):
             raise InputError(f"--optimizer {self.optimizer!r}: expected sgd or adamw")
@@ -235,8 +243,8 @@ class ValidateRequest:
         if self.eval_mode not in ("whole", "slide"):
             raise InputError(f"--eval {self.eval_mode!r}: expected whole or slide")
         low, high = self.scale_range
-        if not 0 < low <= high:
-            raise InputError(f"--scale-range {low},{high}: expected 0 < low <= high")
+        if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high <= 100):
+            raise InputError(f"--scale-range {low},{high}: expected 0 < low <= high <= 100")
         if self.checkpoint_every < 0:
             raise InputError(f"--checkpoint-every {self.checkpoint_every}: must be 0 (none) or a number of steps")
         if self.num_classes is not None and self.num_classes < 1:
@@ -370,11 +378,14 @@ def _read_run(path: Path) -> Optional[RunResult]:
         return None  # a torn or foreign file: the run is simply redone
 
 
+LOCK = ".validate.lock"  # in --out: held by the run writing there, with its PID
+
+
 def check_out(out: Path) -> None:
     """``--out`` must be new, empty, or a folder an earlier ``validate`` wrote: nobody else's files are replaced."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name != LOCK for p in out.iterdir()):
         return
     ours = (
         any(_read_run(p) is not None for p in out.glob("runs/*.json"))
@@ -638,11 +649,39 @@ def _step_reporter(reporter: Reporter, run_id: str) -> Callable[[int, float], No
 def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None) -> ValidateReport:
     """Train and evaluate every (variant, seed) not already finished in ``request.out``; return the report.
 
-    Only rank 0 writes; every rank returns the same report.
+    Only rank 0 writes, holding an exclusive lock on ``request.out`` (a second run into the same folder is
+    refused naming the first one's PID, or waits with ``wait``); every rank returns the same report.
     """
     reporter = reporter or SilentReporter()
-    check_out(Path(request.out))
-    job = _Job(request, reporter)
+    out = Path(request.out)
+    check_out(out)
+    job = _Job(request, reporter)  # every input is checked before --out is created or locked
+    if not job.ctx.is_main:
+        return _run_validation(job, request, reporter)
+
+    def waiting(pid: str) -> None:
+        sys.stderr.write(f"waiting for validate process {pid or '(unknown)'} to finish writing {out}\n")
+
+    try:
+        with folder_lock(out, LOCK, wait=request.wait, on_wait=waiting):
+            check_out(out)  # again, now that no other run can be writing there
+            check_writable(out, "--out")  # before an hour of training, not after
+            return _run_validation(job, request, reporter)
+    except FolderLockedError as exc:
+        raise InputError(
+            f"--out {out}: validate process {exc.pid or '(unknown)'} is writing there; wait for it (--wait) or "
+            "choose another --out"
+        ) from None
+
+
+def _clean_out(out: Path, finished: dict[str, RunResult]) -> None:
+    """Leftovers of killed runs: temp files of interrupted writes, checkpoints of runs that did finish."""
+    remove_stale_temp_files(out, recursive=True)
+    for run_id in finished:
+        (out / "checkpoints" / f"{run_id}.pt").unlink(missing_ok=True)
+
+
+def _run_validation(job: _Job, request: ValidateRequest, reporter: Reporter) -> ValidateReport:
     ctx, out = job.ctx, Path(request.out)
     runs_dir, checkpoints = out / "runs", out / "checkpoints"
 
@@ -659,6 +698,8 @@ def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None
             )
         finished[_run_id(variant, seed)] = record
     finished = ctx.broadcast(finished)  # rank 0's view of the disk decides for everyone
+    if ctx.is_main:
+        _clean_out(out, finished)
 
     if ctx.is_main:
         reporter.plan([_run_id(v, s) for v, s in plan], request.steps)
