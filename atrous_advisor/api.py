@@ -46,12 +46,13 @@ def inspect_model(
     from atrous_advisor.graph.inspection import inspect_model as inspect_spec
 
     crop_pair = parse_crop(crop)
-    capture_option = {} if capture is None else {"prefer": capture}
+    capture_option: dict[str, Any] = {} if capture is None else {"prefer": capture}
     if capture is not None and capture not in ("export", "dispatch"):
         raise InputError(f"capture {capture!r}: expected 'export' or 'dispatch'")
     field_map = Path(field_map) if field_map is not None else None
     if isinstance(model, str):
-        report = inspect_spec(model, crop_pair, kwargs, layers=layers, field_map=field_map, **capture_option)
+        report = inspect_spec(model, crop_pair, kwargs, layers=layers,
+                              field_map=Path(field_map) if field_map is not None else None, **capture_option)
         return report if name is None else report.model_copy(update={"model": name})
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model: expected a torch.nn.Module or a spec string, got {type(model).__name__}")

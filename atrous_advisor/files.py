@@ -15,6 +15,7 @@ import re
 import stat
 import tempfile
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
@@ -26,6 +27,17 @@ _TEMP = re.compile(r"^\.(?P<name>.+)\.atrous-tmp(?P<pid>\d+)(?P<suffix>\.[^.]*)?
 
 class FileChangedError(Exception):
     """The file is no longer what was read: someone else wrote it in the meantime."""
+
+
+@lru_cache(maxsize=4096)
+def _normalised(absolute: str) -> Path:
+    return Path(os.path.normpath(absolute))
+
+
+def canonical(path: "os.PathLike[str] | str") -> Path:
+    """The absolute, normalised path used as a cache key (like mmengine's ``osp.abspath``; no syscalls)."""
+    text = os.fspath(path)
+    return _normalised(text if os.path.isabs(text) else os.path.join(os.getcwd(), text))
 
 
 def sha256(data: bytes) -> str:

@@ -105,6 +105,7 @@ def yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
     the entries go there, before whatever follows. Any other value ends inside its line, where YAML allows
     only a comment after it: the entries go after that line's end, so a trailing comment stays where it is.
     """
+    assert shape.last_entry_end is not None  # callers insert after an entry; an empty mapping has none
     line, col = shape.last_entry_end
     if col == 0 and line > 1:
         return Edit((line, 0), (line, 0), block + "\n")

@@ -67,7 +67,9 @@ class Propagation:
 
     def reaching_output(self, refs: Optional[list[Ref]] = None) -> set[int]:
         """Ids of the nodes the given outputs (default: the primary one) are computed from."""
-        refs = refs if refs is not None else ([self.output_ref()] if self.output_ref() else [])
+        if refs is None:
+            primary = self.output_ref()
+            refs = [primary] if primary is not None else []
         seen: set[int] = set()
         stack = [r.node for r in refs if r is not None]
         while stack:

@@ -83,8 +83,9 @@ def verdict_of(report: InspectReport, label: str, seconds: float) -> Verdict:
                 fix = getattr(head, "fix", None)
                 lines.append(f"  {name}: retune: {head.verdict}" + (f"; fix: {fix}" if fix else ""))
     kinds = {"aspp": "ASPP", "ppm": "PPM", "fcn": "dilated FCN"}
-    for head in report.unassessed:
-        lines.append(f"  {kinds.get(head.kind, head.kind)} {head.name or '<root>'}: unknown — {head.reason}; no advice given")
+    for unassessed in report.unassessed:
+        lines.append(f"  {kinds.get(unassessed.kind, unassessed.kind)} {unassessed.name or '<root>'}: unknown — "
+                     f"{unassessed.reason}; no advice given")
     unsure = len(report.unassessed)
     if report.unknown:
         facts = report.unknown

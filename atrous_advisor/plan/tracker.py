@@ -78,7 +78,10 @@ class StepMemory(TorchDispatchMode):
         info = self._info.get(storage)
         if info is None:
             info = [self._bytes(storage), category, None]
-            info[2] = weakref.ref(storage, lambda ref, info=info: self._forget(info, ref))
+            def forget(ref: weakref.ref, info: list = info) -> None:
+                self._forget(info, ref)
+
+            info[2] = weakref.ref(storage, forget)
             self._info[storage] = info
             self.current[category] += info[0]
         elif info[1] != category:
