@@ -194,8 +194,8 @@ class Outcome:
         return not self.problems
 
 
-class _TooSlow(Exception):
-    pass
+class _TooSlow(BaseException):
+    """Not an Exception, so the CLI's own handlers do not turn it into an "internal error" line."""
 
 
 @contextmanager
@@ -247,6 +247,9 @@ def invoke(runner, app, args: list[str], json_mode: bool = False, watch: Sequenc
         return Outcome(args, None, "", "", time.perf_counter() - start, [f"no answer within {seconds} s"])
     elapsed = time.perf_counter() - start
     out = Outcome(args, result.exit_code, result.stderr, result.stdout, elapsed)
+    if isinstance(result.exception, _TooSlow) or "_TooSlow" in result.stderr:  # caught on its way out
+        out.problems.append(f"no answer within {seconds} s")
+        return out
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         out.problems.append(f"escaped exception {type(result.exception).__name__}: {result.exception}")
     if result.exit_code not in (0, 1, 2):
@@ -257,7 +260,8 @@ def invoke(runner, app, args: list[str], json_mode: bool = False, watch: Sequenc
     if "internal error" in text:
         out.problems.append("internal error")
     lines = result.stderr.strip().splitlines()
-    if len(lines) > MAX_STDERR_LINES:
+    progress = result.exit_code == 0 and args[:1] in (["validate"], ["erf"])  # a run's progress log is not an error
+    if len(lines) > MAX_STDERR_LINES and not progress:
         out.problems.append(f"{len(lines)} stderr lines")
     if json_mode and result.exit_code in (0, 1):
         try:
