@@ -53,6 +53,27 @@ def number_text() -> st.SearchStrategy[str]:
                      st.sampled_from(_SPECIAL))
 
 
+# Options that set how much work a valid run does: a valid draw is kept small (a long training run is a correct
+# answer, not a hang); every hostile value is still tried.
+WORK = {"--steps": (1, 2), "--repeats": (1, 2), "--images": (1, 2), "--batch-size": (1, 2), "--workers": (0, 1),
+        "--crop": (33, 96), "--train": (1, 2), "--val": (1, 2), "--size": (32, 64), "--checkpoint-every": (0, 2)}
+
+
+def option_text(option: str) -> st.SearchStrategy[str]:
+    """A value for ``option``: hostile ones from :func:`number_text`, valid ones bounded for work options."""
+    if option not in WORK:
+        return number_text()
+    low, high = WORK[option]
+    return number_text().map(lambda text: _small_if_valid(text, low, high)) | st.integers(low, high).map(str)
+
+
+def _small_if_valid(text: str, low: int, high: int) -> str:
+    stripped = text.strip()
+    if stripped.isascii() and stripped.lstrip("+").isdigit() and len(stripped) < 30 and int(stripped) > high:
+        return str(high)  # a valid large value: the run would only be longer
+    return text
+
+
 def json_text() -> st.SearchStrategy[str]:
     """``--kwargs`` values: objects, wrong types, deep nesting, huge integers, broken JSON."""
     leaf = st.one_of(st.none(), st.booleans(), st.integers(-(10**6), 10**6), st.text(max_size=5))

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from fuzz_support import (
     CONFIG_SUFFIXES, FIXTURES, TINY_MODEL, any_config, config_file, describe, invoke, json_text, mutated_fixture,
-    number_text,
+    number_text, option_text,
 )
 
 FAST = settings(max_examples=30, deadline=None, derandomize=True,
@@ -226,7 +226,7 @@ def test_model_commands_refuse_bad_values(app, runner, sandbox, tiny_data, data,
     elif option in ("--counter", "--capture", "--device"):
         value = data.draw(st.sampled_from(["", "x", "cuda:99", "FAST", "meta"]))
     else:
-        value = data.draw(number_text())
+        value = data.draw(option_text(option))
     out = sandbox / "out"
     shutil.rmtree(out, ignore_errors=True)
     defaults = {
