@@ -38,6 +38,7 @@ def inspect(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     layers: bool = typer.Option(False, "--layers", help="Show the per-layer field table."),
     field_map: Optional[Path] = typer.Option(None, "--field-map", metavar="PNG", help="Draw the centre output's analytic field."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --field-map file."),
     counter: str = typer.Option("fast", "--counter", metavar="fast|fvcore", help="MAC counter: FlopCounterMode on meta (fast) or fvcore on CPU."),
     capture: str = typer.Option("dispatch", "--capture", metavar="dispatch|export", help="Graph capture: dispatch tracing of one meta forward (default), or torch.export (falls back to dispatch tracing)."),
 ) -> int:
@@ -53,13 +54,14 @@ def inspect(
     _torch()  # a clear MissingExtraError before anything else when torch is absent
     from atrous_advisor.graph.inspection import inspect_model
 
-    report = inspect_model(model, crop_pair, options, counter=counter, layers=True, field_map=field_map, prefer=capture)
+    report = inspect_model(model, crop_pair, options, counter=counter, layers=True, field_map=field_map, prefer=capture,
+                           force=force)
     if json_out:
         emit_json(report)
     else:
         render_inspect(report, stdout, layers=layers)
         stdout.file.flush()
-        shown = {f"{h.name}: {h.verdict}" for h in [*report.aspp, *report.ppm]}
+        shown = {f"{h.name}: {h.verdict}" for h in report.aspp} | {f"{p.name}: {p.verdict}" for p in report.ppm}
         for message in report.warnings:
             if message not in shown:  # head verdicts are already in the summary
                 warn(message)
