@@ -107,6 +107,15 @@ def main() -> None:
     torch.set_num_threads(1)
     machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} CPUs, no GPU used"
     print(f"machine: {machine}; torch {torch.__version__}")
+    # imports and first-call set-up are measured apart (start-up figures below), not charged to the first row
+    import torchvision  # noqa: F401
+
+    for optional in ("segmentation_models_pytorch", "transformers"):
+        try:
+            __import__(optional)
+        except ImportError:
+            pass
+    run_one(f"{ROOT / 'examples' / 'tiny_aspp.py'}", {}, (64, 64))
     rows = []
     for label, spec, kwargs, crop in MODELS:
         if args.quick and label not in QUICK:
