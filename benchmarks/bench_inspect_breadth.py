@@ -77,20 +77,20 @@ def startup(repeat: int) -> dict:
     """Fresh processes: import torch+torchvision alone, and the whole CLI on DeepLabV3-ResNet50 at 512."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    def timed(cmd):
-        out = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True, env=env)
-            out.append(time.perf_counter() - t)
-        return statistics.median(out)
+    def once(cmd):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        return time.perf_counter() - t
 
-    base = timed([sys.executable, "-c", "import torch, torchvision"])
-    cli = {}
-    for capture in ("dispatch", "export"):
-        cli[capture] = timed([sys.executable, "-m", "atrous_advisor", "inspect",
-                              "torchvision.models.segmentation:deeplabv3_resnet50", "--crop", "512", "--json",
-                              "--capture", capture])
+    cli = [sys.executable, "-m", "atrous_advisor", "inspect", "torchvision.models.segmentation:deeplabv3_resnet50",
+           "--crop", "512", "--json", "--capture"]
+    runs: dict[str, list[float]] = {"base": [], "dispatch": [], "export": []}
+    for _ in range(repeat):  # interleaved, so a change in the machine's load hits all three alike
+        runs["base"].append(once([sys.executable, "-c", "import torch, torchvision"]))
+        runs["dispatch"].append(once(cli + ["dispatch"]))
+        runs["export"].append(once(cli + ["export"]))
+    base = statistics.median(runs["base"])
+    cli = {k: statistics.median(runs[k]) for k in ("dispatch", "export")}
     return {"import torch, torchvision (s)": round(base, 2),
             "CLI dispatch (s)": round(cli["dispatch"], 2), "CLI export (s)": round(cli["export"], 2),
             "CLI dispatch above the imports (s)": round(cli["dispatch"] - base, 2),
