@@ -16,7 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import InputError
+from atrous_advisor.files import atomic_path
 from atrous_advisor.graph import aten
 from atrous_advisor.graph.capture import CapturedGraph, Ref
 from atrous_advisor.graph.engine import Propagation
@@ -166,7 +168,8 @@ def render(counts, crop: tuple[int, int], path: Path, title: str) -> None:
     fig.tight_layout()
     try:
         # without a suffix matplotlib would write ``path.png``, not the file the report names
-        fig.savefig(path, format=None if path.suffix else "png")
+        with atomic_path(path) as tmp:  # a failed or killed write leaves the old picture, not half a new one
+            fig.savefig(tmp, format=None if path.suffix else "png")
     except OSError as exc:
         raise InputError(f"--field-map {path}: cannot write: {exc.strerror or exc}") from exc
     finally:

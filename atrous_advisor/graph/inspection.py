@@ -362,12 +362,13 @@ def inspect_model(
     layers: bool = True,
     field_map: Optional[Path] = None,
     prefer: str = "dispatch",
+    force: bool = False,
 ) -> InspectReport:
     """Everything ``inspect`` reports about the model ``spec`` at ``crop`` (h, w).
 
     ``prefer`` picks the capture path: "dispatch" (record ATen calls during the one meta forward that also
     counts the cost; the default, see benchmarks/bench_inspect.py) or "export" (torch.export, falling back
-    to dispatch tracing).
+    to dispatch tracing). An existing ``field_map`` file is only replaced with ``force``.
     """
     from atrous_advisor.graph import cost as costs
     from atrous_advisor.graph.analysis import example_input, forward_error
@@ -377,6 +378,8 @@ def inspect_model(
         raise InputError(f"--counter {counter!r}: expected 'fast' or 'fvcore'")
     if field_map is not None and Path(field_map).is_dir():
         raise InputError(f"--field-map {field_map}: is a directory; give a file name such as field.png")
+    if field_map is not None and Path(field_map).exists() and not force:
+        raise InputError(f"--field-map {field_map}: already exists; pass --force to overwrite or choose another name")
     loaded = load_model(spec, kwargs, device="meta")
     model = loaded.model
     warnings: list[str] = []
