@@ -5,7 +5,7 @@ Every model is built at its real size on the meta device (random init, nothing d
 
 * breadth: one row per model — crop, output stride, global context, heads, unknown (why), and the
   in-process time of ``inspect_model`` with the default dispatch capture (build + capture + cost + analysis;
-  imports excluded, they are measured below);
+  the second call, so imports — measured below — and the library's lazy per-model imports are excluded);
 * capture: for a CNN and attention models, ``inspect_model`` with ``prefer="dispatch"`` and
   ``prefer="export"`` in the same process, and whether both give the same output field; and the start-up
   cost of a fresh process: ``import torch, torchvision`` alone vs the whole ``atrous-advisor inspect`` CLI.
@@ -121,6 +121,7 @@ def main() -> None:
         if args.quick and label not in QUICK:
             continue
         try:
+            run_one(spec, kwargs, crop)  # first use: the library's lazy imports of this model's module
             elapsed, r = run_one(spec, kwargs, crop)
         except Exception as exc:  # a model this environment cannot build: a row that says so
             rows.append({"model": label, "crop": list(crop), "error": f"{type(exc).__name__}: {str(exc)[:160]}"})
@@ -144,6 +145,16 @@ def main() -> None:
             captures.append({"model": label, "dispatch_s": round(t_d, 2), "export_s": round(t_e, 2),
                              "export/dispatch": round(t_e / t_d, 1), "same_result": same, "export_capture": r_e.capture})
             print(f"capture {label:30s} dispatch {t_d:6.2f} s  export {t_e:6.2f} s  same result: {same}")
+    print("\n| model | crop | output stride | global context | heads (largest rate or scales @ stride) | time |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        if "error" in row:
+            print(f"| {row['model']} | {row['crop'][0]}×{row['crop'][1]} | error: {row['error'][:60]} | | | |")
+            continue
+        stride = "unknown" if row["output_stride"] is None else row["output_stride"][0]
+        ctx = "unknown" if row["global_context"] is None else ("yes" if row["global_context"] else "no")
+        print(f"| {row['model']} | {row['crop'][0]}×{row['crop'][1]} | {stride} | {ctx} | {row['heads']} | {row['time_s']:.2f} s |")
+    print()
     start = startup(args.repeat) if not args.quick else {}
     for k, v in start.items():
         print(f"{k}: {v}")
