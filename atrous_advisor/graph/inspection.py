@@ -324,7 +324,9 @@ def output_stride(prop) -> Optional[tuple]:
     if not isinstance(prop.output_field(), NodeField):
         return None
     best = [None, None]
-    for nid in prop.reaching_output():
+    # the keys and values of global attention (SegFormer's spatially reduced ones) are mixed into one global
+    # value: their grid never reaches the output as features
+    for nid in prop.reaching_output(through_global=False):
         f = prop.known(nid)
         if f is None:
             continue
