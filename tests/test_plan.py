@@ -207,13 +207,15 @@ def test_model_without_aspp_or_ppm_gets_no_stride_and_no_rates(tmp_path):
 
 
 def test_smp_strides_through_the_builder_argument():
-    """smp DeepLabV3+ (ResNet-18) at encoder_output_stride 8 and 16: measured strides, stride 8 costs more."""
+    """smp DeepLabV3+ (ResNet-18, 4 stages) at encoder_output_stride 8 and 16: the strides are measured on the
+    graph, each gets its own feature map and rates; stride 8 never costs less (at 64 px both peaks are the
+    optimizer step's, where activations are gone)."""
     report = plan_model("segmentation_models_pytorch:DeepLabV3Plus", HUGE, 2, crops=[(64, 64)], strides=[8, 16],
                         kwargs={"encoder_name": "resnet18", "encoder_weights": None, "encoder_depth": 4,
                                 "decoder_channels": 32})
     by_stride = {c.output_stride: c for c in report.candidates}
     assert set(by_stride) == {8, 16}
-    assert by_stride[8].peak_bytes > by_stride[16].peak_bytes
+    assert by_stride[8].peak_bytes >= by_stride[16].peak_bytes
     assert by_stride[16].suggested_rates == advise_rates((64, 64), 16, branches=3).suggested_rates
     assert by_stride[8].feature_map == (8, 8) and by_stride[16].feature_map == (4, 4)
 
