@@ -257,3 +257,28 @@ def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("body,needle", [
+    # a data-dependent op: no shape without the data, on meta or fake tensors
+    ("nn.Conv2d(3, 4, 3, padding=1)\n"
+     "class M(nn.Module):\n"
+     "    def __init__(self):\n"
+     "        super().__init__(); self.c = nn.Conv2d(3, 4, 3, padding=1)\n"
+     "    def forward(self, x):\n"
+     "        y = self.c(x)\n"
+     "        return y[:, :, :, : int(torch.nonzero(y[0, 0, 0] > 0).shape[0]) + 1]\n"
+     "def build_model():\n"
+     "    return M()\n", "nonzero"),
+    # batch norm after global pooling sees one value per channel at batch 1
+    ("def build_model():\n"
+     "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.BatchNorm2d(4))\n",
+     "--batch 2 or more"),
+])
+def test_a_step_that_cannot_run_is_one_line_naming_why(run_cli, tmp_path, body, needle):
+    path = tmp_path / "model.py"
+    path.write_text("import torch\nfrom torch import nn\n" + body)
+    result = run_cli("plan", str(path), "--memory", "8GiB", "--batch", "1", "--crops", "32")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr

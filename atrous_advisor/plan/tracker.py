@@ -28,6 +28,7 @@ mechanism sees it, which is one reason for the safety margin in ``atrous_advisor
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any, Optional
 
@@ -79,7 +80,7 @@ class StepMemory(TorchDispatchMode):
         info = self._info.get(storage)
         if info is None:
             info = [self._bytes(storage), category, None]
-            info[2] = weakref.ref(storage, lambda ref, info=info: self._forget(info, ref))
+            info[2] = weakref.ref(storage, functools.partial(self._forget, info))
             self._info[storage] = info
             self.current[category] += info[0]
         elif info[1] != category:
