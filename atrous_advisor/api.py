@@ -49,6 +49,7 @@ def inspect_model(
     capture_option = {} if capture is None else {"prefer": capture}
     if capture is not None and capture not in ("export", "dispatch"):
         raise InputError(f"capture {capture!r}: expected 'export' or 'dispatch'")
+    field_map = Path(field_map) if field_map is not None else None
     if isinstance(model, str):
         report = inspect_spec(model, crop_pair, kwargs, layers=layers, field_map=field_map, **capture_option)
         return report if name is None else report.model_copy(update={"model": name})

@@ -104,3 +104,42 @@ def test_inspect_model_rejects_what_is_not_a_model():
         aa.inspect_model(object(), 128)
     with pytest.raises(InputError, match="crop"):
         aa.inspect_model("examples/tiny_aspp.py", "0x5")
+
+
+@pytest.mark.slow
+def test_inspect_model_unwraps_mmengine_distributed_data_parallel(tmp_path):
+    """A model wrapped for distributed training (a real process group of one, gloo on CPU) is inspected as
+    the model inside; the wrapper and the model stay as they were."""
+    import torch
+    import torch.distributed as dist
+
+    mmengine_model = pytest.importorskip("mmengine.model")
+    import tiny_seg
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        model = tiny_seg.TinyASPPNet()
+        before = tiny_seg.snapshot(model)
+        wrapped = mmengine_model.MMDistributedDataParallel(module=model)
+        report = aa.inspect_model(wrapped, tiny_seg.CROP)
+        assert report.model.endswith("TinyASPPNet")
+        assert [h.rates for h in report.aspp] == [[(r, r) for r in tiny_seg.BAD_RATES]]
+        assert tiny_seg.unchanged(model, before) and wrapped.module is model
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
+def test_a_model_on_the_gpu_costs_no_gpu_memory():
+    import torch
+    import torchvision
+
+    model = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None).cuda()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    held = torch.cuda.memory_allocated()
+    report = aa.inspect_model(model, 512, capture="dispatch")
+    torch.cuda.synchronize()
+    assert torch.cuda.max_memory_allocated() == held  # nothing was allocated on the GPU, not even briefly
+    assert report.aspp and next(model.parameters()).is_cuda

@@ -94,3 +94,21 @@ def test_given_crop_is_checked_at_fit_start_and_good_rates_pass_strict(lightning
     assert trainer.global_step == 2
     assert callback.verdict.status == "ok"
     assert any("atrous-advisor: TinyASPPNet at crop 128: 1 head fits the crop" in r for r in lightning_log)
+
+
+def test_a_head_inspect_cannot_assess_is_unknown_and_strict_does_not_stop(lightning_log):
+    torch.set_num_threads(1)
+
+    class Warped(TinyModule):
+        def __init__(self):
+            super().__init__(tiny_seg.BAD_RATES)
+            self.net = tiny_seg.WarpedASPPNet(tiny_seg.BAD_RATES)
+
+    callback = AtrousAdvisorCallback(strict=True)
+    trainer = _trainer(callback, steps=1)
+    trainer.fit(Warped(), _loader())
+    assert trainer.global_step == 1
+    assert callback.verdict.status == "unknown"
+    text = "\n".join(lightning_log)
+    assert "1 head could not be checked; no advice given" in text
+    assert "grid_sampler_2d" in text and "fix" not in text and "retune" not in text

@@ -104,13 +104,14 @@ def test_strict_stops_before_the_first_optimizer_step(tmp_path, hf_log):
     assert model.training
 
 
-def test_attention_model_is_unknown_and_strict_does_not_stop(tmp_path, hf_log):
-    """SegFormer's attention is not followed by inspect yet: the callback says unknown and gives no advice."""
+def test_segformer_has_no_head_to_check_and_strict_does_not_stop(tmp_path, hf_log):
+    """SegFormer's all-MLP decoder has no ASPP or PPM: nothing to retune, so strict lets it train."""
     torch.set_num_threads(1)
     callback = AtrousAdvisorCallback(crop=CROP, strict=True)
     trainer = _trainer(_segformer(), callback, tmp_path, steps=1)
     trainer.train()
     assert trainer.state.global_step == 1
-    assert callback.verdict.status == "unknown"
+    assert callback.verdict.status == "no-head"
+    assert callback.verdict.report.global_context  # attention is followed as global context
     line = next(r for r in hf_log if r.startswith("atrous-advisor: SegformerForSemanticSegmentation"))
-    assert "unknown" in line and "no advice given" in line and "fix" not in line
+    assert "no ASPP, PPM or dilated FCN head found" in line and "fix" not in line

@@ -50,3 +50,15 @@ def unchanged(model: nn.Module, before: dict[str, torch.Tensor]) -> bool:
     return set(after) == set(before) and all(
         after[k].device == before[k].device and torch.equal(after[k], before[k]) for k in before
     )
+
+
+class WarpedASPPNet(TinyASPPNet):
+    """TinyASPPNet with a ``grid_sample`` warp before the ASPP: an op ``inspect`` has no field handler for,
+    so the head's input geometry is unknown and no advice may be given."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.stem(x)
+        grid = torch.zeros(f.shape[0], f.shape[2], f.shape[3], 2, device=f.device, dtype=f.dtype)
+        f = F.grid_sample(f, grid, align_corners=False)
+        y = self.project(torch.cat([b(f) for b in self.branches], 1))
+        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)

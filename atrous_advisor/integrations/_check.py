@@ -5,9 +5,13 @@ A verdict is one of:
 * ``retune``  — a head's rates or pool scales do not fit the crop (the lines say which and the fix);
 * ``ok``      — every head found fits the crop;
 * ``no-head`` — no ASPP, PPM or dilated FCN head was found;
-* ``unknown`` — the check could not see well enough to advise (the model did not copy or run on the meta
-  device, or the graph could not be followed outside the heads' own branches). No advice is given and
-  ``strict`` never stops a run on an unknown.
+* ``unknown`` — the check could not see well enough to advise: the model did not copy or run on the meta
+  device, no crop was found, ``inspect`` could not assess a head (its input's layout or stride is not
+  known), or it could not follow the graph to the output and found no head before that point. No advice is
+  given and ``strict`` never stops a run on an unknown.
+
+Which heads are assessed, and why one is not, is ``inspect``'s decision (``InspectReport.unassessed``,
+``InspectReport.unknown``); this module only words it for a training log.
 """
 
 from __future__ import annotations
@@ -15,15 +19,30 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
-from atrous_advisor.errors import AdvisorError, RetuneRequired
+from atrous_advisor.errors import AdvisorError, InputError, RetuneRequired
+from atrous_advisor.geometry import parse_crop
 from atrous_advisor.report.inspect_models import InspectReport
 
 PREFIX = "atrous-advisor"
+CropLike = Union[int, str, Sequence[int]]
+
+
+def as_crop(crop: Optional[CropLike]) -> Optional[tuple[int, int]]:
+    """A crop argument (``512``, ``(512, 1024)``, ``[512, 1024]``, ``"512x1024"``) as (h, w); None stays None."""
+    if crop is None:
+        return None
+    if isinstance(crop, (int, str)):
+        return parse_crop(crop)
+    if len(crop) != 2:
+        raise InputError(f"crop {crop!r}: expected 512, (512, 1024) or '512x1024'")
+    return parse_crop((int(crop[0]), int(crop[1])))
 
 
 def _fmt(value) -> str:
+    if value is None:
+        return "unknown"
     h, w = (None if v is None else round(v, 1) for v in value)
     if h is None or w is None:
         return "global"
@@ -47,58 +66,38 @@ class Verdict:
         return self.status in ("retune", "unknown")
 
 
-def _outside_heads(report: InspectReport) -> dict[str, int]:
-    """Unsupported ops not inside a head's own branches: the fields the heads rely on may be estimates."""
-    branches = [b for head in (*report.aspp, *report.ppm) for b in head.branch_modules]
-    counts: dict[str, int] = {}
-    for op, where in report.unsupported_ops.items():
-        for module, n in where.items():
-            if not any(module == b or module.startswith(b + ".") for b in branches):
-                counts[op] = counts.get(op, 0) + n
-    return counts
-
-
-def _consistent(head, crop: tuple[int, int]) -> bool:
-    """The head's measured map times its stride lands on the crop (within one stride of padding/rounding)."""
-    return all(
-        s is not None and f is not None and abs(f * s - c) <= s
-        for f, s, c in zip(head.feature_map, head.stride, crop)
-    )
-
-
 def verdict_of(report: InspectReport, label: str, seconds: float) -> Verdict:
+    """Summarise ``inspect``'s report. Advice comes only from the heads it assessed; a head it could not
+    assess, or an output whose field it could not follow, is "unknown" with its reason."""
     where = f"{PREFIX}: {label} at crop {_fmt(report.crop)}"
     took = f"check took {seconds:.1f} s"
-    blind = _outside_heads(report)
-    if blind:
-        ops = ", ".join(f"{op} ({n}×)" for op, n in sorted(blind.items()))
-        return Verdict("unknown", (
-            f"{where}: unknown — the graph could not be followed through {ops}, so strides and fields are not "
-            f"known; no advice given ({took})",
-        ), seconds, report)
-    heads = [("ASPP", h) for h in report.aspp] + [("PPM", h) for h in report.ppm] + [("dilated FCN", h) for h in report.fcn]
-    lines, retune, unsure = [], 0, 0
-    for kind, head in heads:
-        kind = f"{kind} {head.name or '<root>'}"
-        if not _consistent(head, report.crop):
-            unsure += 1
-            lines.append(
-                f"  {kind}: unknown — its {_fmt(head.feature_map)} map at stride {_fmt(head.stride)} "
-                f"does not match the {_fmt(report.crop)} crop; no advice given"
-            )
-        elif head.ok:
-            lines.append(f"  {kind}: ok: {head.verdict}")
-        else:
-            retune += 1
-            fix = getattr(head, "fix", None)
-            lines.append(f"  {kind}: retune: {head.verdict}" + (f"; fix: {fix}" if fix else ""))
-    facts = f"output stride {_fmt(report.output_stride)}, field {_fmt(report.receptive_field)} px"
+    lines, retune, ok = [], 0, 0
+    for kind, assessed in (("ASPP", report.aspp), ("PPM", report.ppm), ("dilated FCN", report.fcn)):
+        for head in assessed:
+            name = f"{kind} {head.name or '<root>'}"
+            if head.ok:
+                ok += 1
+                lines.append(f"  {name}: ok: {head.verdict}")
+            else:
+                retune += 1
+                fix = getattr(head, "fix", None)
+                lines.append(f"  {name}: retune: {head.verdict}" + (f"; fix: {fix}" if fix else ""))
+    kinds = {"aspp": "ASPP", "ppm": "PPM", "fcn": "dilated FCN"}
+    for head in report.unassessed:
+        lines.append(f"  {kinds.get(head.kind, head.kind)} {head.name or '<root>'}: unknown — {head.reason}; no advice given")
+    unsure = len(report.unassessed)
+    if report.unknown:
+        facts = report.unknown
+    else:
+        facts = f"output stride {_fmt(report.output_stride)}, field {_fmt(report.receptive_field)} px"
     if retune:
         status, what = "retune", f"{retune} head{'s' if retune > 1 else ''} to retune"
     elif unsure:
-        status, what = "unknown", f"{unsure} head{'s' if unsure > 1 else ''} could not be checked"
-    elif heads:
-        status, what = "ok", f"{len(heads)} head{'s fit' if len(heads) > 1 else ' fits'} the crop"
+        status, what = "unknown", f"{unsure} head{'s' if unsure > 1 else ''} could not be checked; no advice given"
+    elif ok:
+        status, what = "ok", f"{ok} head{'s fit' if ok > 1 else ' fits'} the crop"
+    elif report.unknown:  # a head hidden past the point the graph was lost would not have been found
+        status, what = "unknown", "no head found, but the graph was not followed to the output; no advice given"
     else:
         status, what = "no-head", "no ASPP, PPM or dilated FCN head found"
     return Verdict(status, (f"{where}: {what} ({facts}; {took})", *lines), seconds, report)
@@ -118,7 +117,8 @@ def preflight(model: Any, crop: Optional[Sequence[int]], label: Optional[str] = 
         ), 0.0)
     start = time.perf_counter()
     try:
-        report = live.inspect_copy(live.meta_copy(inner, share=share), tuple(crop), label, layers=False, prefer=capture)
+        pair = (int(crop[0]), int(crop[1]))
+        report = live.inspect_copy(live.meta_copy(inner, share=share), pair, label, layers=False, prefer=capture)
     except AdvisorError as exc:
         reason = str(exc)
     except Exception as exc:  # a model this tool cannot read must not stop the user's training
@@ -154,7 +154,7 @@ def crop_of_batch(batch: Any, example: bool = False) -> Optional[tuple[int, int]
     C×H×W tensor is an image too. None when no image is found."""
     shape = _shape(batch)
     if shape is not None:
-        return shape[-2:] if len(shape) == 4 or (example and len(shape) == 3) else None
+        return (shape[-2], shape[-1]) if len(shape) == 4 or (example and len(shape) == 3) else None
     if isinstance(batch, Mapping):
         for key in _IMAGE_KEYS:
             if key in batch:
@@ -165,7 +165,9 @@ def crop_of_batch(batch: Any, example: bool = False) -> Optional[tuple[int, int]
     elif isinstance(batch, (list, tuple)):
         shapes = [_shape(t) for t in batch]
         if batch and all(s is not None and len(s) == 3 for s in shapes):
-            return shapes[0][-2:]  # type: ignore[index]
+            first = shapes[0]
+            assert first is not None
+            return first[-2], first[-1]
         values = list(batch)
     else:
         return None

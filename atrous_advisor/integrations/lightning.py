@@ -17,13 +17,11 @@ through Lightning's own logger (``lightning.pytorch``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from lightning.pytorch.callbacks import Callback
 
-from atrous_advisor.geometry import parse_crop
-from atrous_advisor.integrations._check import Verdict, crop_of_batch, enforce, preflight
+from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, crop_of_batch, enforce, preflight
 
 __all__ = ["AtrousAdvisorCallback"]
 
@@ -42,10 +40,10 @@ class AtrousAdvisorCallback(Callback):
         capture: ``"dispatch"`` (default, quicker) or ``"export"``, as ``inspect --capture``.
     """
 
-    def __init__(self, crop: Optional[Union[int, str, Sequence[int]]] = None, strict: bool = False,
+    def __init__(self, crop: Optional[CropLike] = None, strict: bool = False,
                  submodule: Optional[str] = None, capture: str = "dispatch") -> None:
         super().__init__()
-        self.crop = parse_crop(tuple(crop) if isinstance(crop, (list, tuple)) else crop) if crop is not None else None
+        self.crop = as_crop(crop)
         self.strict = strict
         self.submodule = submodule
         self.capture = capture

@@ -15,15 +15,13 @@ there, before the first iteration's forward pass and optimizer step.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from atrous_advisor.geometry import parse_crop
-from atrous_advisor.integrations._check import Verdict, crop_of_batch, enforce, preflight
+from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, crop_of_batch, enforce, preflight
 
 __all__ = ["AtrousAdvisorHook", "crop_of_pipeline"]
 
@@ -54,7 +52,7 @@ def crop_of_pipeline(dataset: Any) -> Optional[tuple[int, int]]:
         name = kind.rsplit(".", 1)[-1] if isinstance(kind, str) else getattr(kind, "__name__", "")
         size = _get(step, "crop_size")
         if name in _CROP_TRANSFORMS and size is not None:
-            return parse_crop(tuple(size) if isinstance(size, (list, tuple)) else int(size))
+            return as_crop(size)
     return None
 
 
@@ -71,9 +69,9 @@ class AtrousAdvisorHook(Hook):
 
     priority = "VERY_HIGH"  # run before the other hooks' before_train_iter: stop before anything else starts
 
-    def __init__(self, crop: Optional[Union[int, str, Sequence[int]]] = None, strict: bool = False,
+    def __init__(self, crop: Optional[CropLike] = None, strict: bool = False,
                  capture: str = "dispatch") -> None:
-        self.crop = parse_crop(tuple(crop) if isinstance(crop, (list, tuple)) else crop) if crop is not None else None
+        self.crop = as_crop(crop)
         self.strict = strict
         self.capture = capture
         self.verdict: Optional[Verdict] = None

@@ -17,14 +17,12 @@ Swin, BEiT) are reported as "unknown" where the graph cannot be followed yet, wi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 from transformers import TrainerCallback
 from transformers.utils import logging
 
-from atrous_advisor.geometry import parse_crop
-from atrous_advisor.integrations._check import Verdict, crop_of_batch, enforce, preflight
+from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, crop_of_batch, enforce, preflight
 
 __all__ = ["AtrousAdvisorCallback"]
 
@@ -51,9 +49,9 @@ class AtrousAdvisorCallback(TrainerCallback):
         capture: ``"dispatch"`` (default, quicker) or ``"export"``, as ``inspect --capture``.
     """
 
-    def __init__(self, crop: Optional[Union[int, str, Sequence[int]]] = None, strict: bool = False,
+    def __init__(self, crop: Optional[CropLike] = None, strict: bool = False,
                  capture: str = "dispatch") -> None:
-        self.crop = parse_crop(tuple(crop) if isinstance(crop, (list, tuple)) else crop) if crop is not None else None
+        self.crop = as_crop(crop)
         self.strict = strict
         self.capture = capture
         self.verdict: Optional[Verdict] = None

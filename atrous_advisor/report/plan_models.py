@@ -10,10 +10,10 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from atrous_advisor.report.models import FloatPair, IntPair, Result
+from atrous_advisor.report.base import FloatPair, IntPair, ResultModel
 
 
-class MemoryBreakdown(Result):
+class MemoryBreakdown(ResultModel):
     """Bytes live at the step's peak, by purpose (they sum to the candidate's ``peak_bytes``)."""
 
     parameters: int  # parameters and buffers, bytes
@@ -23,7 +23,7 @@ class MemoryBreakdown(Result):
     temporary: int  # allocated in the backward (activation gradients) and in the optimizer step
 
 
-class PlanCandidate(Result):
+class PlanCandidate(ResultModel):
     crop: IntPair  # training crop (h, w), px
     output_stride: Optional[int]  # measured at the ASPP/PPM head's input; null: no head or no single integer stride (then no rates)
     peak_bytes: int  # estimated peak of live tensor bytes in one training step (what torch.cuda.max_memory_allocated reports)
@@ -36,7 +36,7 @@ class PlanCandidate(Result):
     suggested_scales: Optional[list[int]]  # PPM: `ppm`'s suggested pool scales
 
 
-class PlanReport(Result):
+class PlanReport(ResultModel):
     model: str  # the model spec as given
     memory_budget_bytes: int  # --memory in bytes
     batch: int  # images per GPU per step
