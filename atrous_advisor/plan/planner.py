@@ -224,7 +224,7 @@ def plan_model(
     crops = list(crops) if crops is not None else parse_crops(DEFAULT_CROPS)
     if image is not None:
         crops = [c for c in crops if c[0] <= image[0] and c[1] <= image[1]]
-        if tuple(image) not in crops:
+        if (image[0], image[1]) not in crops:
             crops.append((image[0], image[1]))  # whole-image training is a candidate of its own
     crops = sorted(set(crops), key=lambda c: (c[0] * c[1], c))
     usable = usable_bytes(budget)
@@ -277,11 +277,9 @@ def plan_model(
         rows = _measure(model, opt, head, crops, batch, precision, fake_mode, tick)
         for crop, peak, parts, fmap, macs in rows:
             rates = scales = optimal = snippet = None
-            # an unknown stride gives no advice (never one built on a guess)
             if head.kind == "aspp" and head.stride is not None:
                 report = advise_rates(crop, head.stride, branches=len(head.site.rates))
-                rates = [(r[0], r[1]) for r in report.suggested_rates]
-                optimal = report.optimal_base_rate
+                rates, optimal = list(report.suggested_rates), report.optimal_base_rate
                 snippet = _rate_fix(framework, head.site, rates)
             elif head.kind == "ppm" and head.stride is not None:
                 scales = list(advise_ppm(crop, head.stride, scales=head.site.scales).suggested_scales)
