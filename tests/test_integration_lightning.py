@@ -12,7 +12,7 @@ L = pytest.importorskip("lightning.pytorch")
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 import tiny_seg  # noqa: E402
-from atrous_advisor.errors import RetuneRequired  # noqa: E402
+from atrous_advisor.errors import InputError, RetuneRequired  # noqa: E402
 from atrous_advisor.integrations.lightning import AtrousAdvisorCallback  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -112,3 +112,10 @@ def test_a_head_inspect_cannot_assess_is_unknown_and_strict_does_not_stop(lightn
     text = "\n".join(lightning_log)
     assert "1 head could not be checked; no advice given" in text
     assert "grid_sampler_2d" in text and "fix" not in text and "retune" not in text
+
+
+def test_bad_arguments_fail_when_the_callback_is_built():
+    with pytest.raises(InputError, match="capture 'trace'"):
+        AtrousAdvisorCallback(capture="trace")
+    with pytest.raises(InputError, match="crop"):
+        AtrousAdvisorCallback(crop=(512, 512, 3))

@@ -40,6 +40,13 @@ def as_crop(crop: Optional[CropLike]) -> Optional[tuple[int, int]]:
     return parse_crop((int(crop[0]), int(crop[1])))
 
 
+def check_capture(capture: Optional[str]) -> Optional[str]:
+    """A bad ``capture`` is an error when the hook is built, not an "unknown" at the start of training."""
+    if capture is not None and capture not in ("dispatch", "export"):
+        raise InputError(f"capture {capture!r}: expected 'dispatch' or 'export'")
+    return capture
+
+
 def _fmt(value) -> str:
     if value is None:
         return "unknown"
@@ -83,8 +90,9 @@ def verdict_of(report: InspectReport, label: str, seconds: float) -> Verdict:
                 fix = getattr(head, "fix", None)
                 lines.append(f"  {name}: retune: {head.verdict}" + (f"; fix: {fix}" if fix else ""))
     kinds = {"aspp": "ASPP", "ppm": "PPM", "fcn": "dilated FCN"}
-    for head in report.unassessed:
-        lines.append(f"  {kinds.get(head.kind, head.kind)} {head.name or '<root>'}: unknown — {head.reason}; no advice given")
+    for unassessed in report.unassessed:
+        name = f"{kinds.get(unassessed.kind, unassessed.kind)} {unassessed.name or '<root>'}"
+        lines.append(f"  {name}: unknown — {unassessed.reason}; no advice given")
     unsure = len(report.unassessed)
     if report.unknown:
         facts = report.unknown
@@ -104,7 +112,7 @@ def verdict_of(report: InspectReport, label: str, seconds: float) -> Verdict:
 
 
 def preflight(model: Any, crop: Optional[Sequence[int]], label: Optional[str] = None, *,
-              share: Iterable[Any] = (), capture: str = "dispatch") -> Verdict:
+              share: Iterable[Any] = (), capture: Optional[str] = None) -> Verdict:
     """Inspect ``model`` (live, possibly wrapped) at ``crop`` on a meta copy. Never raises for a model it
     cannot read: that is an ``unknown`` verdict naming the reason."""
     from atrous_advisor import live
@@ -118,7 +126,8 @@ def preflight(model: Any, crop: Optional[Sequence[int]], label: Optional[str] = 
     start = time.perf_counter()
     try:
         pair = (int(crop[0]), int(crop[1]))
-        report = live.inspect_copy(live.meta_copy(inner, share=share), pair, label, layers=False, prefer=capture)
+        options = {} if capture is None else {"prefer": capture}  # None: the CLI's default capture
+        report = live.inspect_copy(live.meta_copy(inner, share=share), pair, label, layers=False, **options)
     except AdvisorError as exc:
         reason = str(exc)
     except Exception as exc:  # a model this tool cannot read must not stop the user's training
