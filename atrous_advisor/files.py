@@ -12,9 +12,10 @@ import hashlib
 import os
 import re
 import stat
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Callable, Iterator, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -130,3 +131,67 @@ def remove_stale_temp_files(folder: PathLike, recursive: bool = False) -> list[P
             continue
         removed.append(candidate)
     return removed
+
+
+class FolderLockedError(Exception):
+    """Another process holds the folder's lock; ``pid`` is what it wrote in the lock file ("" if unknown)."""
+
+    def __init__(self, folder: Path, pid: str) -> None:
+        super().__init__(f"{folder} is locked by process {pid or '(unknown)'}")
+        self.folder, self.pid = folder, pid
+
+
+@contextmanager
+def folder_lock(folder: PathLike, name: str, wait: bool = False,
+                on_wait: Optional[Callable[[str], None]] = None) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (created if missing) while the block runs.
+
+    The lock is ``flock`` on the file ``folder/name``, which holds the owner's PID: the kernel releases it
+    when the owner exits, however it exits (kill -9 included), so a lock is never stale. Held by another
+    process: :class:`FolderLockedError`, or with ``wait`` block until it is free (``on_wait(pid)`` is called
+    first). Where ``fcntl`` does not exist (Windows), or the filesystem has no ``flock``, nothing is locked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", errors="replace").strip()
+            if not wait:
+                raise FolderLockedError(folder, holder) from None
+            if on_wait is not None:
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without flock (some FUSE mounts): go on unlocked rather than not at all
+            yield
+            return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_writable(folder: Union[str, "os.PathLike[str]"], what: str) -> None:
+    """Fail before any work when results could not be written to ``folder`` (created if missing).
+
+    A training run or a measurement that ends in "cannot write" after an hour is lost work; so the folder
+    is made and a probe file written and removed up front. ``what`` names the option in the message.
+    """
+    from atrous_advisor.errors import InputError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".atrous-advisor-probe", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"{what} {folder}: cannot write there: {exc.strerror or exc}") from None

@@ -13,6 +13,7 @@ the tool hang or fail inside: the bounds below are the documented caps (docs/rel
 from __future__ import annotations
 
 import math
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
@@ -51,6 +52,8 @@ CLASSES = Cap(1, 65_536, "a number of classes")  # masks are 8- or 16-bit PNGs
 LABEL = Cap(0, 65_535, "a mask value")
 CHECKPOINT_EVERY = Cap(0, 10_000_000, "a number of steps")
 SIDE = Cap(1, 65_536, "a size in px")
+POSITIVE = Cap(1, 65_536, "a positive integer")
+OBJECTS = Cap(1, 12, "a number of objects")
 
 _INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
@@ -66,7 +69,11 @@ def shown(text: Any, limit: int = 24) -> str:
 
 def int_problem(value: Any, cap: Cap) -> Optional[str]:
     """Why an already-parsed value (from JSON, YAML, TOML, a config) is not an int within ``cap``; None if it is."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool):
+        return f"expected {cap.describe()}"
+    try:
+        value = operator.index(value)  # ints and numpy's integer scalars; not floats or strings
+    except TypeError:
         return f"expected {cap.describe()}"
     if not cap.low <= value <= cap.high:
         return f"out of range: expected {cap.describe()}"
@@ -78,7 +85,7 @@ def check_int(value: Any, name: str, cap: Cap) -> int:
     problem = int_problem(value, cap)
     if problem:
         raise InputError(f"{name} {shown(value)}: {problem}")
-    return value
+    return operator.index(value)
 
 
 def parse_int(text: Union[str, int], name: str, cap: Cap) -> int:
@@ -91,7 +98,10 @@ def parse_int(text: Union[str, int], name: str, cap: Cap) -> int:
     digits = raw.lstrip("+-").lstrip("0") or "0"
     if len(digits) > len(str(max(abs(cap.low), abs(cap.high)))):  # refused before int() sees 5,000 digits
         raise InputError(f"{name} {shown(text)}: out of range: expected {cap.describe()}")
-    return check_int(int(raw), name, cap)
+    problem = int_problem(int(raw), cap)
+    if problem:
+        raise InputError(f"{name} {shown(text)}: {problem}")
+    return int(raw)
 
 
 def parse_int_list(text: str, name: str, cap: Cap, max_items: int = MAX_LIST) -> tuple[int, ...]:
@@ -144,6 +154,16 @@ def option(name: str, cap: Cap) -> Callable[[Any], int]:
         return parse_int(value, name, cap)
 
     parse.__name__ = cap.what.replace(" ", "_")  # click names the type after the function in --help
+    return parse
+
+
+def float_option(name: str, low: float, high: float) -> Callable[[Any], float]:
+    """A typer ``parser=`` for a float option: ASCII digits only (``float('٣')`` is 3.0), finite, in [low, high]."""
+
+    def parse(value: Any) -> float:
+        return parse_float(value, name, low, high)
+
+    parse.__name__ = "number"
     return parse
 
 

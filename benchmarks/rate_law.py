@@ -253,6 +253,40 @@ def write_results(plan: Plan) -> dict:
     return document
 
 
+def markdown(document: dict) -> str:
+    """The per-crop table and the verdict lines of docs/validate.md, from the results JSON."""
+    lines = ["| crop | r* | round(r*) | " + "mIoU by base rate (mean ± std over seeds; **best**) | DeepLab r = 24 | best |",
+             "|---|---|---|---|---|---|"]
+    verdicts = {v["crop"]: v for v in document["verdict"]["per_crop"]}
+    for crop in document["crops"]:
+        L = crop["crop"][0]
+        cells, default = [], "—"
+        for p in crop["per_rate"]:
+            text = f"{p['miou_mean']:.3f} ± {p['miou_std']:.3f}" if p["miou_std"] is not None else f"{p['miou_mean']:.3f}"
+            if p["seeds"] < len(PLAN.seeds):
+                text += f" ({p['seeds']} seed{'s' if p['seeds'] > 1 else ''})"
+            if p["base_rate"] == DEFAULT_STYLE_RATE:
+                default = text
+                continue
+            cells.append(f"{p['base_rate']}: " + (f"**{text}**" if p["base_rate"] == crop["best_rate"] else text))
+        lines.append(f"| {L} | {crop['r_star']:.2f} | {verdicts[L]['round_r_star']} | {'; '.join(cells)} | {default} | "
+                     f"{crop['best_rate'] if crop['best_rate'] is not None else '—'} |")
+    lines.append("")
+    for v in document["verdict"]["per_crop"]:
+        paired = v["round_r_star_minus_default"]
+        if paired is None:
+            diff = "no paired seeds yet"
+        elif paired["ci95"] is None:
+            diff = f"{paired['mean'] * 100:+.1f} pts (1 seed, no interval)"
+        else:
+            lo, hi = paired["ci95"]
+            diff = f"{paired['mean'] * 100:+.1f} pts, 95% CI [{lo * 100:+.1f}, {hi * 100:+.1f}] over {paired['seeds']} paired seeds"
+        within = {True: "yes", False: "no", None: "not known yet"}[v["best_within_1_of_round_r_star"]]
+        lines.append(f"- crop {v['crop']}: best {v['best_rate']}, round(r*) {v['round_r_star']}, within ±1: {within}; "
+                     f"round(r*) − DeepLab's 24: {diff}")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------------- figure
 
 
@@ -408,7 +442,8 @@ def main() -> None:
         run_all(PLAN, args.jobs)
     document = write_results(PLAN)
     plot(document, ROOT / FIGURE)
-    print(json.dumps(document["verdict"], indent=2))
+    print(markdown(document))
+    print(json.dumps({k: v for k, v in document["verdict"].items() if k != "per_crop"}, indent=2))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "configs"
 LAZY = FIXTURES / "detectron2/configs/common/models/panoptic_fpn.py"
 MODULE = FIXTURES / "detectron2/projects/DeepLab/deeplab/config.py"
 YACS = FIXTURES / "yacs/deeplab-pytorch/configs/voc12.yaml"
+CUSTOM = FIXTURES / "yacs/custom/configs/train.yaml"
 
 
 def test_python_files_are_told_apart_by_content():
@@ -25,7 +26,8 @@ def test_python_files_are_told_apart_by_content():
 
 def test_an_upper_case_yaml_is_not_taken_for_detectron2():
     assert recognise(FIXTURES / D2_LEAF).name == "detectron2"
-    assert recognise(YACS) is None  # EXP/DATASET/MODEL.NAME: deeplab-pytorch's keys, not Detectron2's
+    assert recognise(YACS).name == "yacs"  # EXP/DATASET/MODEL.NAME: deeplab-pytorch's keys, not Detectron2's
+    assert recognise(CUSTOM) is None  # `MODEL: {BACKBONE: resnet101}` is no Detectron2 backbone section
 
 
 D2_LEAF = "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/deeplab_v3_R_103_os8_mg124_poly_90k_bs16.yaml"
@@ -46,15 +48,16 @@ def test_a_named_lazyconfig_is_said_in_one_line_and_never_all_checks_passed(run_
     assert result.stderr == f"{LAZY.relative_to(FIXTURES)}: skipped: a Detectron2 LazyConfig (Python); atrous-advisor reads Detectron2's YAML configs\n"
     assert "All checks passed" not in result.stdout and "1 file skipped as not configs" in result.stdout
     report = json.loads(run_cli("lint", "--json", str(LAZY.relative_to(FIXTURES))).stdout)
-    assert report["skipped"] == [{"path": str(LAZY.relative_to(FIXTURES)), "what": report["skipped"][0]["what"], "named": True, "special": False}]
+    assert report["skipped"] == [{"path": str(LAZY.relative_to(FIXTURES)), "what": report["skipped"][0]["what"], "named": True, "special": False, "recognised": True}]
     assert report["summary"]["passed"] is False
 
 
 def test_a_named_file_in_no_known_layout_exits_2_naming_it(run_cli, monkeypatch):
     monkeypatch.chdir(FIXTURES)
-    result = run_cli("lint", "yacs/deeplab-pytorch/configs/voc12.yaml")
+    result = run_cli("lint", "yacs/custom/configs/train.yaml")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: yacs/deeplab-pytorch/configs/voc12.yaml: not a config layout")
+    assert result.stderr.startswith("error: yacs/custom/configs/train.yaml: not a config layout")
+    assert "[tool.atrous-advisor]" in result.stderr
     assert "0 configs" in result.stdout and "could not be linted" in result.stdout
 
 
@@ -174,3 +177,87 @@ def test_a_changed_paddleseg_base_lints_what_inherits_it(run_cli, monkeypatch):
     monkeypatch.chdir(FIXTURES)
     report = json.loads(run_cli("lint", "--json", "paddleseg/configs/_base_/cityscapes.yml").stdout)
     assert len(report["configs"]) == 4 and {c["framework"] for c in report["configs"]} == {"paddleseg"}
+
+
+def test_the_three_yacs_research_layouts_are_read_with_their_codes_values():
+    run = lint_paths([FIXTURES / "yacs"], Settings())
+    by_name = {r.path.name: r for r in run.results}
+    assert set(by_name) == {"voc12.yaml", "ade20k_pspnet50.yaml", "ade20k_psanet50.yaml",
+                            "ade20k-resnet50dilated-ppm_deepsup.yaml"}
+    assert [(s.path.name, s.recognised) for s in run.skipped] == [("train.yaml", False)]
+    # deeplab-pytorch: the factory's rates at stride 8, the crop from IMAGE.SIZE.TRAIN; no fix (rates are code)
+    voc = by_name["voc12.yaml"]
+    assert (voc.facts.crop, voc.facts.aspp.rates, voc.facts.aspp.stride) == ((321, 321), (6, 12, 18, 24), 8)
+    (aa101,) = voc.diagnostics
+    assert aa101.code == "AA101" and "r* = 4.5" in aa101.message and aa101.fix is None
+    # semseg: PSPNet's fixed bins at stride 8 on the train_h x train_w crop; PSANet has no pyramid
+    psp, psa = by_name["ade20k_pspnet50.yaml"], by_name["ade20k_psanet50.yaml"]
+    assert (psp.facts.crop, psp.facts.ppm.scales, psp.facts.ppm.stride) == ((473, 473), (1, 2, 3, 6), 8)
+    assert [d.code for d in psp.diagnostics] == ["AA201"] and psa.facts.ppm is None and psa.diagnostics == []
+    # CSAIL: no crop in training; the PPM is not passed, AA002 says why and asks for one
+    csail = by_name["ade20k-resnet50dilated-ppm_deepsup.yaml"]
+    assert csail.facts.ppm.stride == 8
+    (aa002,) = csail.diagnostics
+    assert aa002.code == "AA002" and "does not crop" in aa002.message
+    with_crop = lint_paths([FIXTURES / "yacs/semantic-segmentation-pytorch"], Settings(crop=(450, 450))).results[0]
+    assert [d.code for d in with_crop.diagnostics] == ["AA201"]
+
+
+def test_a_user_key_mapping_reads_and_fixes_any_yacs_layout(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.atrous-advisor.keys]\nrates = "MODEL.HEAD.ASPP_RATES"\ncrop = "INPUT.TRAIN_CROP"\nstride = "MODEL.OUTPUT_STRIDE"\n')
+    config = tmp_path / "train.yaml"
+    config.write_text(CUSTOM.read_text().replace("OUTPUT_STRIDE: 16", "OUTPUT_STRIDE: 8"))
+    report = json.loads(run_cli("lint", "--json", "train.yaml").stdout)
+    (cfg,) = report["configs"]
+    assert (cfg["framework"], cfg["crop"], cfg["output_stride"], cfg["aspp_rates"]) == ("yacs", [512, 512], 8, [6, 12, 18])
+    assert [d["code"] for d in cfg["diagnostics"]] == ["AA101"] and cfg["diagnostics"][0]["line"] == 5
+    run_cli("lint", "--fix", "train.yaml")
+    assert "ASPP_RATES: [1, 10, 20, 30]" in config.read_text()  # the 1×1 branch kept
+    assert run_cli("lint", "train.yaml").stdout == "All checks passed (1 config).\n"
+    (tmp_path / "pyproject.toml").write_text('[tool.atrous-advisor.keys]\ncrop = "INPUT.TRAIN_CROP"\n')
+    bad = run_cli("lint", "train.yaml")
+    assert bad.exit_code == 2 and "names no `rates` or `scales` key" in bad.stderr
+
+
+NEW = FIXTURES / "mmseg_new/configs"
+NEW_512 = NEW / "deeplabv3plus/deeplabv3plus_r50_d8_4xb2_40k_cityscapes_512x1024.py"
+NEW_769 = NEW / "deeplabv3plus/deeplabv3plus_r50_d8_4xb2_40k_cityscapes_769x769.py"
+
+
+def test_new_style_configs_are_read_through_read_base_and_class_types():
+    run = lint_paths([NEW_512], Settings())
+    by_name = {r.path.name: r for r in run.results}
+    assert set(by_name) == {NEW_512.name, NEW_769.name}  # the 769 config imports the 512 one: linted too
+    f512, f769 = by_name[NEW_512.name].facts, by_name[NEW_769.name].facts
+    assert by_name[NEW_512.name].framework == "mmseg_new"
+    # type=DepthwiseSeparableASPPHead (an imported class) is the head; the crop comes from the base's pipeline
+    assert (f512.aspp.head, f512.crop, f512.aspp.stride, f512.aspp.rates) == (
+        "DepthwiseSeparableASPPHead", (512, 1024), 8, (12, 24, 36))
+    assert f512.aspp.loc.path.name == "deeplabv3plus_r50_d8.py"
+    # model.update(decode_head=dict(dilations=...)) merges; train_dataloader.update(...) replaces the pipeline
+    assert (f769.crop, f769.aspp.rates) == ((769, 769), (15, 30, 45)) and by_name[NEW_769.name].diagnostics == []
+
+
+def test_a_new_style_fix_updates_the_model_instead_of_rebinding_it(run_cli, tmp_path, monkeypatch):
+    leaf = tmp_path / "configs/deeplabv3plus/leaf_512x512.py"
+    leaf.parent.mkdir(parents=True)
+    base = tmp_path / "configs/_base_"
+    import shutil
+
+    shutil.copytree(NEW / "_base_", base)
+    leaf.write_text(NEW_512.read_text().replace("(512, 1024)", "(512, 512)") + "train_dataloader.update(dataset=dict(pipeline=[dict(type=RandomCrop, crop_size=(512, 512))]))\n")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("lint", "--fix", "configs/deeplabv3plus/leaf_512x512.py")
+    text = leaf.read_text()
+    assert text.endswith("model.update(decode_head=dict(dilations=(1, 10, 20, 30)))\n"), text
+    assert "All checks passed" in result.stdout
+
+
+def test_an_unknown_read_base_import_is_an_error_naming_the_line(tmp_path):
+    leaf = tmp_path / "leaf.py"
+    leaf.write_text("from mmengine.config import read_base\n\nwith read_base():\n    from .missing import *\n")
+    run = lint_paths([leaf], Settings())
+    (error,) = run.errors
+    assert "leaf.py:4: read_base() imports 'missing.py', not found" in error.message

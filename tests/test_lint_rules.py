@@ -87,7 +87,7 @@ def test_crop_trap_points_at_the_believed_crop_and_names_the_real_one():
     result = lint_one(FIRING["AA301"])
     aa301 = sorted((d.loc.line, d.message) for d in result.diagnostics if d.code == "AA301")
     assert [line for line, _ in aa301] == [1, 5]  # the file name, then `crop_size = (256, 256)`
-    assert all("512x1024" in message and "cityscapes.py:4" in message for _, message in aa301)
+    assert all("512×1024" in message and "cityscapes.py:4" in message for _, message in aa301)
     assert result.facts.crop == (512, 1024)
     assert all("redefine train_pipeline here" in message for _, message in aa301)
 

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from atrous_advisor.commands._common import emit_json, stdout, warn
 from atrous_advisor.errors import InputError
-from atrous_advisor.geometry import parse_crop
+from atrous_advisor.numbers import load_json, parse_pair, shown
 from atrous_advisor.report.inspect import render_inspect
 
 
@@ -21,11 +21,13 @@ def parse_kwargs(text: Optional[str]) -> dict:
     if text is None or not text.strip():
         return {}
     try:
-        value = json.loads(text)
+        value = load_json(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"--kwargs {text!r}: invalid JSON: {exc.msg} at position {exc.pos}") from exc
+        raise InputError(f"--kwargs {shown(text, 40)}: invalid JSON: {exc.msg} at position {exc.pos}") from None
+    except ValueError as exc:  # an integer past the cap, nesting past Python's stack
+        raise InputError(f"--kwargs {shown(text, 40)}: {exc}") from None
     if not isinstance(value, dict):
-        raise InputError(f"--kwargs {text!r}: expected a JSON object such as '{{\"num_classes\": 19}}'")
+        raise InputError(f"--kwargs {shown(text, 40)}: expected a JSON object such as '{{\"num_classes\": 19}}'")
     return value
 
 
@@ -36,11 +38,12 @@ def inspect(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     layers: bool = typer.Option(False, "--layers", help="Show the per-layer field table."),
     field_map: Optional[Path] = typer.Option(None, "--field-map", metavar="PNG", help="Draw the centre output's analytic field."),
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite an existing --field-map file."),
     counter: str = typer.Option("fast", "--counter", metavar="fast|fvcore", help="MAC counter: FlopCounterMode on meta (fast) or fvcore on CPU."),
     capture: str = typer.Option("dispatch", "--capture", metavar="dispatch|export", help="Graph capture: dispatch tracing of one meta forward (default), or torch.export (falls back to dispatch tracing)."),
 ) -> int:
     """Receptive fields, ASPP/PPM heads and cost of a PyTorch model at a crop, from its traced graph."""
-    crop_pair = parse_crop(crop)
+    crop_pair = parse_pair(crop, "--crop")
     options = parse_kwargs(kwargs)
     if counter not in ("fast", "fvcore"):
         raise InputError(f"--counter {counter!r}: expected fast or fvcore")
@@ -51,13 +54,14 @@ def inspect(
     _torch()  # a clear MissingExtraError before anything else when torch is absent
     from atrous_advisor.graph.inspection import inspect_model
 
-    report = inspect_model(model, crop_pair, options, counter=counter, layers=True, field_map=field_map, prefer=capture)
+    report = inspect_model(model, crop_pair, options, counter=counter, layers=True, field_map=field_map, prefer=capture,
+                           force=force)
     if json_out:
         emit_json(report)
     else:
         render_inspect(report, stdout, layers=layers)
         stdout.file.flush()
-        shown = {f"{h.name}: {h.verdict}" for h in [*report.aspp, *report.ppm]}
+        shown = {f"{h.name}: {h.verdict}" for h in report.aspp} | {f"{p.name}: {p.verdict}" for p in report.ppm}
         for message in report.warnings:
             if message not in shown:  # head verdicts are already in the summary
                 warn(message)

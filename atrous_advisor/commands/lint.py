@@ -11,6 +11,7 @@ import typer
 
 from atrous_advisor.configs.settings import check_codes
 from atrous_advisor.errors import InputError
+from atrous_advisor.numbers import STRIDE, optional_option
 from atrous_advisor.report.lint import display_path
 
 FORMATS = ("text", "json", "github")
@@ -78,7 +79,7 @@ def register(app: typer.Typer) -> None:
         unsafe_fixes: bool = typer.Option(False, "--unsafe-fixes", help="Also apply unsafe fixes (per-axis dilations)."),
         diff: bool = typer.Option(False, "--diff", help="Print the fixes as a unified diff; write nothing."),
         crop: Optional[str] = typer.Option(None, "--crop", help="Crop for configs that carry none (smp, Detectron2 without CROP): 512 or 512x1024."),
-        stride: Optional[int] = typer.Option(None, "--stride", help="Output stride for heads whose stride the config does not determine (no backbone, unknown backbone)."),
+        stride: Optional[int] = typer.Option(None, "--stride", parser=optional_option("--stride", STRIDE), help="Output stride for heads whose stride the config does not determine (no backbone, unknown backbone)."),
         select: Optional[str] = typer.Option(None, "--select", help="Only these rules (comma-separated codes or prefixes)."),
         ignore: Optional[str] = typer.Option(None, "--ignore", help="Skip these rules (comma-separated codes or prefixes)."),
         root: list[Path] = typer.Option([], "--root", help="Also search this folder for configs inheriting from the given files."),
@@ -88,7 +89,7 @@ def register(app: typer.Typer) -> None:
         """Check configs statically: rates and pool scales vs the real crop and stride. Exit 0 clean, 1 findings, 2 errors."""
         from atrous_advisor.configs.engine import lint_paths
         from atrous_advisor.configs.settings import find_settings
-        from atrous_advisor.geometry import parse_crop
+        from atrous_advisor.numbers import parse_pair
 
         fmt = "json" if as_json else output_format
         if fmt not in FORMATS:
@@ -105,7 +106,7 @@ def register(app: typer.Typer) -> None:
             if stride not in STRIDES:
                 raise InputError(f"--stride {stride}: expected one of {', '.join(map(str, STRIDES))}")
         settings = found.override(
-            crop=parse_crop(crop) if crop is not None else None, select=selected, ignore=ignored,
+            crop=parse_pair(crop, "--crop") if crop is not None else None, select=selected, ignore=ignored,
             crop_from="--crop" if crop is not None else None, stride=stride,
             stride_from="--stride" if stride is not None else None,
         )

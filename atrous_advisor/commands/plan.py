@@ -31,9 +31,9 @@ def plan(
     from atrous_advisor.plan.budget import parse_memory
 
     budget = parse_memory(memory)
-    (batch_value,) = parse_int_list(batch, "batch") if batch.strip().isdigit() else (None,)
-    if batch_value is None or batch_value < 1:
+    if not batch.strip().isdigit() or int(batch) < 1:
         raise InputError(f"--batch {batch!r}: must be a positive integer")
+    batch_value = int(batch)
     options = parse_kwargs(kwargs)
     image_pair = parse_crop(image) if image is not None else None
     stride_values = parse_int_list(strides, "strides") if strides is not None else None

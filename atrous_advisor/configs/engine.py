@@ -59,6 +59,7 @@ class SkippedFile:
     what: str
     named: bool  # given on the command line (said on stderr), rather than met while walking a folder
     special: bool = False  # a FIFO, socket or device: never opened, and always said on stderr
+    recognised: bool = True  # False: in no layout atrous-advisor reads (a walked YAML/JSON/Python file)
 
 
 @dataclass
@@ -128,7 +129,7 @@ class Linter:
         self._lines: dict[Path, list[str]] = {}
 
     def recognise(self, path: Path):
-        return recognise(path, self.overrides.get(canonical(path)))
+        return recognise(path, self.overrides.get(canonical(path)), self.settings)
 
     # --- one config ------------------------------------------------------------------------------------
     def facts(self, path: Path, framework: str) -> ConfigFacts:
@@ -300,6 +301,8 @@ def lint_paths(
             skipped.setdefault(key, SkippedFile(path, layout.what, is_named))
             return False
         if layout is None:
+            if not is_named:  # named ones are an error (below); walked ones are counted
+                skipped.setdefault(key, SkippedFile(path, "in no layout atrous-advisor reads", False, recognised=False))
             return False
         if key not in targets:
             targets[key] = (path, layout.name, writable)

@@ -25,6 +25,7 @@ from atrous_advisor.configs.facts import (
     positive_ints,
 )
 from atrous_advisor.configs.values import Loc, Opaque, V, find_opaque, plain
+from atrous_advisor.report import format as fmt
 
 ASPP_HEADS = {"ASPPHead": (1, 6, 12, 18), "DepthwiseSeparableASPPHead": (1, 6, 12, 18)}
 # Heads that pool the feature map adaptively to s×s, with their class defaults and the key holding the scales:
@@ -135,7 +136,7 @@ class _Resolver:
             self.facts.crop, self.facts.crop_loc, self.facts.crop_source = crop, size.loc, "RandomCrop.crop_size"
             if len({c for c, _ in crops}) > 1:
                 self.facts.notes.append(
-                    "the concatenated datasets crop differently: " + ", ".join(f"{h}x{w}" for (h, w), _ in crops)
+                    "the concatenated datasets crop differently: " + ", ".join(fmt.crop(c) for c, _ in crops)
                 )
 
     def believed(self) -> None:

@@ -29,6 +29,8 @@ class Settings:
     margin: int = DEFAULT_MARGIN
     crop: Optional[tuple[int, int]] = None  # for configs that carry no crop (smp, Detectron2 without CROP)
     stride: Optional[int] = None  # for heads whose output stride the config does not determine
+    # yacs-style configs: which dotted key holds the crop, stride, rates and scales ([tool.atrous-advisor.keys])
+    keys: tuple[tuple[str, str], ...] = ()
     crop_from: str = field(default="", compare=False)  # "--crop" or "`crop` in pyproject.toml": said in messages
     stride_from: str = field(default="", compare=False)
     source: Optional[Path] = field(default=None, compare=False)
@@ -49,8 +51,26 @@ def _codes(value: Any, key: str, where: Path) -> tuple[str, ...]:
     return tuple(c.strip().upper() for c in value)
 
 
+KEY_ROLES = ("crop", "stride", "rates", "scales")
+
+
+def parse_keys(table: Any, where: Path) -> tuple[tuple[str, str], ...]:
+    """``[tool.atrous-advisor.keys]``: role -> dotted key of a yacs-style YAML config (``MODEL.ASPP.RATES``)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [tool.atrous-advisor] keys must be a table such as {{rates = \"MODEL.ATROUS_RATES\"}}")
+    unknown = sorted(set(table) - set(KEY_ROLES))
+    if unknown:
+        raise ConfigError(f"{where}: [tool.atrous-advisor.keys] {', '.join(unknown)}: expected {', '.join(KEY_ROLES)}")
+    for role, key in table.items():
+        if not isinstance(key, str) or not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"{where}: [tool.atrous-advisor.keys] {role} {key!r}: expected a dotted key such as \"MODEL.RATES\"")
+    if not {"rates", "scales"} & set(table):
+        raise ConfigError(f"{where}: [tool.atrous-advisor.keys] names no `rates` or `scales` key: nothing to check")
+    return tuple(sorted(table.items()))
+
+
 def parse_settings(table: dict, where: Path) -> Settings:
-    known = {"select", "ignore", "tolerance", "min-cell", "min_cell", "margin", "crop", "stride"}
+    known = {"select", "ignore", "tolerance", "min-cell", "min_cell", "margin", "crop", "stride", "keys"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) in [tool.atrous-advisor]: {', '.join(unknown)}")
@@ -90,6 +110,8 @@ def parse_settings(table: dict, where: Path) -> Settings:
 
         out["stride"] = parse_stride(str(table["stride"]), f"{where}: [tool.atrous-advisor]")
         out["stride_from"] = f"`stride` in {where.name} [tool.atrous-advisor]"
+    if "keys" in table:
+        out["keys"] = parse_keys(table["keys"], where)
     if "crop" in out:
         out["crop_from"] = f"`crop` in {where.name} [tool.atrous-advisor]"
     return Settings(**out)

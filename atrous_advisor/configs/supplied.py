@@ -20,6 +20,7 @@ from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.settings import Settings
 from atrous_advisor.configs.values import Loc
 from atrous_advisor.errors import ConfigError, InputError
+from atrous_advisor.numbers import STRIDE, parse_int
 
 _COMMENT = re.compile(r"#\s*atrous-advisor:(?!\s*noqa\b)\s*(?P<body>.*)$", re.I)
 _PAIR = re.compile(r"(?P<key>[a-z_-]+)\s*=\s*(?P<value>[^\s,]+)")
@@ -28,8 +29,8 @@ STRIDES = (1, 2, 4, 8, 16, 32, 64)
 
 def parse_stride(text: str, where: str) -> int:
     try:
-        value = int(text)
-    except ValueError:
+        value = parse_int(text, "stride", STRIDE)  # ASCII digits only; 5,000 digits are refused, not converted
+    except InputError:
         value = 0
     if value not in STRIDES:
         raise ConfigError(f"{where}: stride {text!r}: expected one of {', '.join(map(str, STRIDES))}")

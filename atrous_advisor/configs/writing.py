@@ -21,7 +21,7 @@ from atrous_advisor.configs.engine import FileFix, Linter, framework_of, is_base
 from atrous_advisor.configs.settings import Settings
 from atrous_advisor.configs.values import canonical
 from atrous_advisor.errors import ConfigError
-from atrous_advisor.files import FileChangedError, replace_contents, sha256
+from atrous_advisor.files import FileChangedError, remove_stale_temp_files, replace_contents, sha256
 
 Status = Literal["fixed", "changed", "inherited", "failed"]
 
@@ -82,6 +82,7 @@ def write_fixes(fixes: list[FileFix], settings: Settings, fix_inherited: bool = 
             outcomes.append(Written(fix.path, "inherited",
                                     f"not fixed: {why}; use --fix-inherited to change it for all of them"))
             continue
+        remove_stale_temp_files(real.parent)  # left by a run killed mid-write
         try:
             replace_contents(fix.path, fix.fixed.encode("utf-8"), expected_sha256=sha256(fix.original.encode("utf-8")))
         except FileChangedError:

@@ -204,6 +204,15 @@ def _fcn_heads(graph, consumers, spatial, in_aspp, site_geometry) -> list[HeadSi
             or residual_below.get(c, False)
             for c in consumers[node.id]
         )
+    # a head's dilated conv is the last spatial conv on its way out; a dilated block of a backbone (the last
+    # MobileNetV2/EfficientNet block at output stride 8) still has the head's convs below it
+    conv_below: dict[int, bool] = {}
+    for node in reversed(graph.nodes):
+        conv_below[node.id] = any(
+            (graph.nodes[c].kind in CONV_KINDS and max((conv_geometry(graph.nodes[c]) or ((1, 1),))[0]) > 1)
+            or conv_below.get(c, False)
+            for c in consumers[node.id]
+        )
     out_nodes = {r.node for r in graph.output_refs()}
     reaches_out: dict[int, bool] = {}
     for node in reversed(graph.nodes):
@@ -211,7 +220,7 @@ def _fcn_heads(graph, consumers, spatial, in_aspp, site_geometry) -> list[HeadSi
     heads = []
     for node in graph.nodes:
         rate = _is_dilated_conv(node)
-        if not rate or node.id in in_aspp or residual_below[node.id] or not reaches_out[node.id]:
+        if not rate or node.id in in_aspp or residual_below[node.id] or not reaches_out[node.id] or conv_below[node.id]:
             continue
         inputs = _spatial_inputs(node, spatial)
         if not inputs:

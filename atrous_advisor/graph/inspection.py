@@ -46,6 +46,10 @@ def _framework(model) -> str:
         return "torchvision"
     if mod.startswith("mmseg"):
         return "mmseg"
+    if mod.startswith("transformers"):
+        # HF models are built from a config: the fix names its class ("hf:MobileViTConfig")
+        config = getattr(model, "config", None)
+        return f"hf:{type(config).__name__}" if config is not None else "transformers"
     return "pytorch"
 
 
@@ -58,6 +62,9 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
         return f"model.classifier = DeepLabHead(in_channels, num_classes, atrous_rates=({ints}))"
     if framework == "mmseg" and square:
         return f"decode_head=dict(dilations=(1, {ints}))"
+    if framework.startswith("hf:") and square and site.kind == "aspp":
+        # MobileViT's DeepLabV3 head reads config.atrous_rates (an image-pooling branch is added by the model)
+        return f"{framework[3:]}(atrous_rates=[{ints}], …)"
     literal = lambda r: str(r[0]) if r[0] == r[1] else f"({r[0]}, {r[1]})"  # noqa: E731 - what Conv2d takes
     pairs = ", ".join(f"{m}: dilation=padding={literal(r)}" for m, r in zip(site.branch_modules, rates))
     return f"set {pairs}"
@@ -66,9 +73,12 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
 def _single_int_fix(framework: str, site: HeadSite, single: list[int]) -> str:
     """Frameworks that take one int per branch: the assessment's one-int rates (as `rate` prints them)."""
     rates = [(r, r) for r in single]
+    # one int serves both axes: it sits between the per-axis optima (their geometric mean), so it is too
+    # large for the short axis and too small for the long one — the closest a square rate gets
+    both = "one int per branch, for both axes (between the H and W optima)"
     if rates == list(site.rates):
-        return f"with one int per branch, the current rates {fmt.rates(rates)} are already the closest"
-    return f"one int per branch: {_rate_fix(framework, site, rates)}"
+        return f"with {both}, the current rates {fmt.rates(rates)} are already the closest"
+    return f"{both}: {_rate_fix(framework, site, rates)}"
 
 
 def _aspp_problems(a: AsppAssessment) -> list[str]:
@@ -84,7 +94,12 @@ def _aspp_problems(a: AsppAssessment) -> list[str]:
         worst = max(b.padding_fraction for b in a.branches if b.reads_padding)
         problems.append(f"up to {fmt.percent(worst)} of the dilated taps read zero padding")
     # A FOV off the crop is the same fact as a base rate off r*: it is reported from the tolerance check.
-    if a.offset is not None and "high" in a.offset:
+    if a.offset is not None and a.crop[0] != a.crop[1]:
+        # a non-square crop: the FOV is judged per axis, so both are named (one can be too large, the other too small)
+        problems.append(
+            f"FOV {fmt.px(a.fov)} = {a.fov_ratio[0]:.2f}× H, {a.fov_ratio[1]:.2f}× W of the {fmt.crop(a.crop)} crop"
+        )
+    elif a.offset is not None and "high" in a.offset:
         problems.append(f"FOV {fmt.px(a.fov)} is {max(a.fov_ratio):.1f}× the {fmt.crop(a.crop)} crop")
     elif a.offset is not None and "low" in a.offset:
         problems.append(f"FOV {fmt.px(a.fov)} covers only {fmt.percent(min(a.fov_ratio))} of the {fmt.crop(a.crop)} crop")
@@ -160,6 +175,8 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
         changes = [f"{m}.output_size = {min(s, cap)}" for m, s in zip(site.branch_modules, site.scales) if min(s, cap) != s]
         if framework == "mmseg":
             fix = f"use pool scales ({joined}): decode_head=dict(pool_scales=({joined}))"
+        elif framework.startswith("hf:"):  # UperNet, BEiT, Data2Vec-Vision: config.pool_scales
+            fix = f"use pool scales ({joined}): {framework[3:]}(pool_scales=[{joined}], …)"
         else:  # smp's PSPNet has no argument for its pool sizes: the fix is module surgery
             fix = f"use pool scales ({joined}): set " + ", ".join(changes) + (
                 " (then drop the duplicate branch)" if len(suggested) < len(set(site.scales)) else ""
@@ -343,12 +360,13 @@ def inspect_model(
     layers: bool = True,
     field_map: Optional[Path] = None,
     prefer: str = "dispatch",
+    force: bool = False,
 ) -> InspectReport:
     """Everything ``inspect`` reports about the model ``spec`` at ``crop`` (h, w).
 
     ``prefer`` picks the capture path: "dispatch" (record ATen calls during the one meta forward that also
     counts the cost; the default, see benchmarks/bench_inspect.py) or "export" (torch.export, falling back
-    to dispatch tracing).
+    to dispatch tracing). An existing ``field_map`` file is only replaced with ``force``.
     """
     from atrous_advisor.graph import cost as costs
     from atrous_advisor.graph.analysis import example_input, forward_error
@@ -358,6 +376,8 @@ def inspect_model(
         raise InputError(f"--counter {counter!r}: expected 'fast' or 'fvcore'")
     if field_map is not None and Path(field_map).is_dir():
         raise InputError(f"--field-map {field_map}: is a directory; give a file name such as field.png")
+    if field_map is not None and Path(field_map).exists() and not force:
+        raise InputError(f"--field-map {field_map}: already exists; pass --force to overwrite or choose another name")
     loaded = load_model(spec, kwargs, device="meta")
     model = loaded.model
     warnings: list[str] = []

@@ -55,10 +55,3 @@ def usable_bytes(budget: int) -> int:
     """The bytes a training step's tensors may take on a card of ``budget`` bytes (see the module doc)."""
     return max(0, int((budget - CONTEXT_RESERVE) * (1 - ALLOCATOR_MARGIN)))
 
-
-def fmt_bytes(n: float) -> str:
-    """``6.1 GiB``, ``812 MiB``: binary units, as nvidia-smi and PyTorch's allocator report them."""
-    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}" if abs(n) < 100 * scale else f"{n / scale:.0f} {unit}"
-    return f"{int(n)} B"

@@ -9,11 +9,13 @@ costs one fake training step under ``StepMemory``. Rates and scales come from ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
 
 from atrous_advisor.errors import InputError, ModelLoadError
-from atrous_advisor.plan.budget import fmt_bytes, usable_bytes
+from atrous_advisor.plan.budget import usable_bytes
+from atrous_advisor.report.format import size
 from atrous_advisor.report.plan_models import MemoryBreakdown, PlanCandidate, PlanReport
 
 # Builder arguments that set a backbone's output stride: smp's encoders, and the common spelling elsewhere.
@@ -29,10 +31,13 @@ class _Head:
 
     kind: Optional[str]  # "aspp" | "ppm" | None
     stride: Optional[int]
-    probe: Optional[str]  # module whose input is the head's feature map
-    branches: int = 0
-    scales: list[int] = field(default_factory=list)
+    site: Any = None  # graph.heads.HeadSite
     describe: str = ""
+
+    @property
+    def probe(self) -> Optional[str]:
+        """The module whose input is the head's feature map."""
+        return self.site.branch_modules[0] if self.kind else None
 
 
 def parse_crops(text: str) -> list[tuple[int, int]]:
@@ -57,30 +62,26 @@ def parse_crops(text: str) -> list[tuple[int, int]]:
     return sorted({parse_crop(p) for p in items}, key=lambda c: (c[0] * c[1], c))
 
 
-def _stride_of(site) -> Optional[int]:
-    h, w = site.stride
-    if h != w or float(h) != int(h):
-        return None
-    return int(h)
-
-
 def _find_head(model, crop) -> _Head:
+    """The first ASPP (else PPM) head on the captured graph and its measured stride; no guess when unknown."""
     from atrous_advisor.graph.analysis import capture_and_propagate
     from atrous_advisor.graph.heads import heads_of
 
     _, prop = capture_and_propagate(model, crop, prefer="dispatch")
-    sites = heads_of(prop)
+    sites = heads_of(prop, crop)
     for kind in ("aspp", "ppm"):
         site = next((s for s in sites if s.kind == kind), None)
         if site is None:
             continue
-        stride = _stride_of(site)
         what = (f"ASPP {site.name} ({len(site.rates)} dilated branches)" if kind == "aspp"
                 else f"PPM {site.name} (scales {tuple(site.scales)})")
-        if stride is None:
-            return _Head(None, None, None, describe=f"{what}: output stride {site.stride} is not one integer; no rates")
-        return _Head(kind, stride, site.branch_modules[0], len(site.rates), list(site.scales), what + f" at stride {stride}")
-    return _Head(None, None, None, describe="no ASPP or PPM head found: memory only, no rates or scales")
+        if site.unknown or site.stride is None:
+            return _Head(None, None, describe=f"{what}: output stride unknown ({site.unknown or 'not measured'}); no rates")
+        h, w = site.stride
+        if h != w or float(h) != int(h):
+            return _Head(None, None, describe=f"{what}: output stride {h:g}×{w:g} is not one integer; no rates")
+        return _Head(kind, int(h), site, what + f" at output stride {int(h)}")
+    return _Head(None, None, describe="no ASPP or PPM head found: memory only, no output stride, rates or scales")
 
 
 def _fakeify(model, fake_mode, device: str = "cpu") -> None:
@@ -175,15 +176,6 @@ def _measure(model, optimizer, head: _Head, crops, batch: int, precision: str, f
     return rows
 
 
-def _framework(model) -> str:
-    module = type(model).__module__
-    for prefix, name in (("segmentation_models_pytorch", "segmentation_models_pytorch"),
-                         ("torchvision", "torchvision"), ("mmseg", "mmsegmentation")):
-        if module.startswith(prefix):
-            return name
-    return ""
-
-
 def _load(spec: str, kwargs: dict, stride: Optional[int]):
     from atrous_advisor.graph.loading import load_model
 
@@ -238,6 +230,9 @@ def plan_model(
 
     from torch._subclasses.fake_tensor import FakeTensorMode
 
+    from atrous_advisor.advice import advise_ppm, advise_rates
+    from atrous_advisor.graph import inspection
+    from atrous_advisor.graph.inspection import _rate_fix, analyse_ppm_site
     from atrous_advisor.plan.step import make_optimizer, prime_optimizer
 
     total = len(configs) * (len(crops) + 1)
@@ -260,12 +255,12 @@ def plan_model(
         loaded = _load(spec, dict(kwargs or {}), requested)
         model = loaded.model
         notes.extend(loaded.notes)
-        framework = _framework(model)
+        framework = inspection._framework(model)
         param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
         if param_bytes > usable:
             raise InputError(
-                f"--memory {fmt_bytes(budget)}: leaves {fmt_bytes(usable)} for tensors after the safety margin, "
-                f"less than the parameters alone ({fmt_bytes(param_bytes)})"
+                f"--memory {size(budget)}: leaves {size(usable)} for tensors after the safety margin, "
+                f"less than the parameters alone ({size(param_bytes)})"
             )
         head = _find_head(model, crops[0])
         if requested is not None and head.stride is not None and head.stride != requested:
@@ -281,17 +276,14 @@ def plan_model(
         for crop, peak, parts, fmap, macs in rows:
             rates = scales = optimal = snippet = None
             if head.kind == "aspp":
-                from atrous_advisor.advice import advise_rates
-
-                report = advise_rates(crop, head.stride, branches=head.branches)
+                report = advise_rates(crop, head.stride, branches=len(head.site.rates))
                 rates, optimal = [tuple(r) for r in report.suggested_rates], tuple(report.optimal_base_rate)
-                snippet = report.snippets.get(framework)
+                snippet = _rate_fix(framework, head.site, rates)
             elif head.kind == "ppm":
-                from atrous_advisor.advice import advise_ppm
-
-                report = advise_ppm(crop, head.stride, scales=head.scales)
-                scales = list(report.suggested_scales)
-                snippet = report.snippets.get(framework) or f"pool_scales={tuple(scales)}"
+                scales = list(advise_ppm(crop, head.stride, scales=head.site.scales).suggested_scales)
+                if fmap is not None:
+                    at_crop = analyse_ppm_site(dataclasses.replace(head.site, feature_map=fmap), crop, framework)
+                    snippet = at_crop.fix if at_crop.suggested_scales == scales else None
             snippets.append(snippet)
             candidates.append(PlanCandidate(
                 crop=crop, output_stride=head.stride, peak_bytes=peak, breakdown=MemoryBreakdown(**parts),

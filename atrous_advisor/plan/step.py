@@ -31,25 +31,25 @@ def make_optimizer(name: str, params) -> torch.optim.Optimizer:
 
 
 def logits_maps(output: Any) -> list[torch.Tensor]:
-    """Every 4-d floating tensor in the model's output, main output first (dict order, then tuple order)."""
-    found: list[torch.Tensor] = []
+    """Every 4-d floating tensor in the model's output, main output first (dict order, then tuple order).
 
-    def walk(value: Any) -> None:
+    An explicit stack, not a recursive closure: a closure that calls itself is a reference cycle, and a cycle
+    holding the result list would keep the logits alive until the garbage collector runs — into the backward,
+    where they are the size of the peak's largest temporaries.
+    """
+    found: list[torch.Tensor] = []
+    stack = [output]
+    while stack:
+        value = stack.pop()
         if isinstance(value, torch.Tensor):
             if value.dim() == 4 and value.is_floating_point():
                 found.append(value)
         elif isinstance(value, dict):
-            for v in value.values():
-                walk(v)
+            stack.extend(reversed(list(value.values())))
         elif isinstance(value, (list, tuple)):
-            for v in value:
-                walk(v)
+            stack.extend(reversed(value))
         else:  # HF-style ModelOutput or a dataclass: its logits
-            for key in ("logits", "out", "aux"):
-                if hasattr(value, key):
-                    walk(getattr(value, key))
-
-    walk(output)
+            stack.extend(getattr(value, k) for k in ("aux", "out", "logits") if hasattr(value, k))
     return found
 
 

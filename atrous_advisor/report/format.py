@@ -68,3 +68,11 @@ def si(n: Number) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return str(n)
+
+
+def size(n: Number) -> str:
+    """Bytes in binary units, as nvidia-smi and PyTorch's allocator report them: ``6.1 GiB``, ``812 MiB``."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}" if abs(n) < 100 * scale else f"{n / scale:.0f} {unit}"
+    return f"{int(n)} B"

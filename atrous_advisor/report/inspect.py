@@ -27,7 +27,8 @@ def _si(n: int) -> str:
 def render_inspect(report: InspectReport, console: Console, layers: bool = False) -> None:
     console.print(f"[bold]{report.model}[/bold] at crop {_fmt(report.crop)} "
                   f"(built on {report.device}, captured with {report.capture})")
-    described = f" (output {report.output!r})" if report.output else ""
+    # name the output when it is not the obvious one (a query-based model's masks, one of several)
+    described = f" (output {report.output!r})" if report.output not in (None, "out", "logits") else ""
     if report.unknown:
         console.print(f"  [yellow]unknown[/yellow]{described}: {report.unknown}; no output stride or field is given")
         facts = []

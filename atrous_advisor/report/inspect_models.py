@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 IntPair = tuple[int, int]
 Number = Union[int, float]
@@ -12,11 +12,7 @@ NumPair = tuple[Number, Number]
 MaybeNumPair = tuple[Optional[Number], Optional[Number]]
 
 
-class Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LayerField(Result):
+class LayerField(ResultModel):
     """One node of the graph that changes geometry (conv, pooling, interpolation, merge)."""
 
     name: str  # owning module in model.named_modules() ('' for the root)
@@ -31,7 +27,7 @@ class LayerField(Result):
     misaligned: tuple[bool, bool]
 
 
-class AsppHead(Result):
+class AsppHead(ResultModel):
     name: str
     branch_modules: list[str]
     rates: list[IntPair]
@@ -45,14 +41,14 @@ class AsppHead(Result):
     coverage: list[tuple[float, float]]
     padding_fraction: list[float]
     degenerate: list[bool]
-    optimal_base_rate: Optional[tuple[float, float]]  # None when the crop is not larger than the FOV margin
-    suggested_rates: Optional[list[IntPair]]
+    optimal_base_rate: Optional[tuple[float, float]]  # r* per axis; null when the crop is not larger than the FOV margin
+    suggested_rates: Optional[list[IntPair]]  # (r, 2r, …, n·r) per axis, r = r* rounded; null when r* is unknown
     ok: bool
     verdict: str
     fix: Optional[str]
 
 
-class PpmHead(Result):
+class PpmHead(ResultModel):
     name: str
     branch_modules: list[str]
     scales: list[int]
@@ -67,7 +63,7 @@ class PpmHead(Result):
     fix: Optional[str]
 
 
-class FcnHead(Result):
+class FcnHead(ResultModel):
     name: str
     rate: IntPair
     feature_map: IntPair
@@ -79,7 +75,7 @@ class FcnHead(Result):
     verdict: str
 
 
-class UnassessedHead(Result):
+class UnassessedHead(ResultModel):
     """A head found in the graph whose geometry is not known well enough to advise on: listed, with why."""
 
     name: str
@@ -92,13 +88,13 @@ class UnassessedHead(Result):
     reason: str
 
 
-class ModuleCost(Result):
+class ModuleCost(ResultModel):
     name: str
     params: int
     macs: int
 
 
-class InspectReport(Result):
+class InspectReport(ResultModel):
     model: str
     crop: IntPair
     device: Literal["meta", "cpu"]

@@ -77,13 +77,15 @@ def build_report(run, fixable: Callable[[object, object], bool]) -> LintReport:
             diagnostics=diagnostics,
         ))
     errors = [LintFileError(path=display_path(e.path), message=relative_message(e.message)) for e in run.errors]
-    skipped = [LintSkipped(path=display_path(s.path), what=s.what, named=s.named, special=s.special) for s in run.skipped]
+    skipped = [LintSkipped(path=display_path(s.path), what=s.what, named=s.named, special=s.special,
+                           recognised=s.recognised) for s in run.skipped]
     partly = sum(c.checked == "partial" for c in configs)
     not_linted = len({canonical(e.path) for e in run.errors})  # one file may have several errors
     summary = LintSummary(
         configs=len(configs), fully_checked=len(configs) - partly, partly_checked=partly, partly_why=dict(why),
         with_findings=sum(bool(c.diagnostics) for c in configs), findings=findings, fixable=fixable_count,
-        skipped=len(skipped), not_linted=not_linted,
+        skipped=sum(s.recognised for s in skipped), not_recognised=sum(not s.recognised for s in skipped),
+        not_linted=not_linted,
         passed=not findings and not partly and not not_linted and not any(s.named for s in skipped),
     )
     return LintReport(configs=configs, errors=errors, skipped=skipped, summary=summary)
@@ -124,6 +126,8 @@ def summary_line(s: LintSummary) -> str:
         line += f"; {s.partly_checked} partly checked ({why})"
     if s.skipped:
         line += f"; {_plural(s.skipped, 'file')} skipped as not configs"
+    if s.not_recognised:
+        line += f"; {_plural(s.not_recognised, 'file')} in no known layout"
     if s.not_linted:
         line += f"; {_plural(s.not_linted, 'file')} could not be linted"
     return line + "."

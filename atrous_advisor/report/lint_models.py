@@ -7,14 +7,10 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LintDiagnostic(_Model):
+class LintDiagnostic(ResultModel):
     code: str
     path: str  # the file that set the value (a _base_ file when that is where it was set)
     line: int
@@ -23,7 +19,7 @@ class LintDiagnostic(_Model):
     fixable: bool  # `--fix` would write it: a safe fix, in a config it rewrites, that it can edit
 
 
-class LintedConfig(_Model):
+class LintedConfig(ResultModel):
     path: str
     framework: str  # "mmseg", "detectron2", "paddleseg", "smp", ...
     crop: Optional[tuple[int, int]]  # [h, w] of the training crop, null when unknown
@@ -36,19 +32,20 @@ class LintedConfig(_Model):
     diagnostics: list[LintDiagnostic]
 
 
-class LintFileError(_Model):
+class LintFileError(ResultModel):
     path: str
     message: str
 
 
-class LintSkipped(_Model):
+class LintSkipped(ResultModel):
     path: str
     what: str  # "an ordinary Python module", "a Detectron2 LazyConfig (Python); …"
     named: bool  # given on the command line rather than met in a folder
     special: bool  # a FIFO, socket or device met in a folder: never opened
+    recognised: bool  # False: a file in a walked folder that is in no layout atrous-advisor reads
 
 
-class LintSummary(_Model):
+class LintSummary(ResultModel):
     configs: int
     fully_checked: int
     partly_checked: int
@@ -56,12 +53,13 @@ class LintSummary(_Model):
     with_findings: int
     findings: int  # unique findings (one in a base shared by several configs counts once)
     fixable: int
-    skipped: int
+    skipped: int  # recognised as no config (modules, LazyConfigs, metafiles) or special files
+    not_recognised: int  # walked files in no layout atrous-advisor reads
     not_linted: int  # files that could not be linted (errors), counted once each
     passed: bool  # "All checks passed": no findings, every config fully checked, no named file skipped, no errors
 
 
-class LintReport(_Model):
+class LintReport(ResultModel):
     configs: list[LintedConfig]
     errors: list[LintFileError]
     skipped: list[LintSkipped]

@@ -10,39 +10,40 @@ from typing import Literal, Optional
 
 from pydantic import Field
 
-from atrous_advisor.report.models import FloatPair, IntPair, Result
+from atrous_advisor.report.base import FloatPair, IntPair, ResultModel
 
 
-class MemoryBreakdown(Result):
+class MemoryBreakdown(ResultModel):
     """Bytes live at the step's peak, by purpose (they sum to the candidate's ``peak_bytes``)."""
 
-    parameters: int
-    gradients: int
-    optimizer: int
-    activations: int
-    temporary: int
+    parameters: int  # parameters and buffers, bytes
+    gradients: int  # parameters' .grad accumulated so far
+    optimizer: int  # optimizer state (SGD momentum, Adam moments)
+    activations: int  # allocated in the forward and the loss: saved tensors, the batch and labels
+    temporary: int  # allocated in the backward (activation gradients) and in the optimizer step
 
 
-class PlanCandidate(Result):
-    crop: IntPair
-    output_stride: Optional[int]  # None: not measurable from the graph (then no rates either)
-    peak_bytes: int
-    breakdown: MemoryBreakdown
-    fits: bool
-    feature_map: Optional[IntPair]  # measured at the head's input at this crop
-    macs: int  # forward multiply-accumulates per image
-    optimal_base_rate: Optional[FloatPair]
-    suggested_rates: Optional[list[IntPair]]
-    suggested_scales: Optional[list[int]]
+class PlanCandidate(ResultModel):
+    crop: IntPair  # training crop (h, w), px
+    output_stride: Optional[int]  # measured at the ASPP/PPM head's input; null: no head or no single integer stride (then no rates)
+    peak_bytes: int  # estimated peak of live tensor bytes in one training step (what torch.cuda.max_memory_allocated reports)
+    breakdown: MemoryBreakdown  # the bytes live at that peak, by purpose
+    fits: bool  # peak_bytes ≤ the budget less the CUDA context reserve and the allocator margin
+    feature_map: Optional[IntPair]  # the head's input map at this crop, measured in the fake step
+    macs: int  # forward multiply-accumulates per image (FlopCounterMode's formulas; inspect's count)
+    optimal_base_rate: Optional[FloatPair]  # ASPP: r* as `rate` computes it at this crop and stride
+    suggested_rates: Optional[list[IntPair]]  # ASPP: `rate`'s suggested rates
+    suggested_scales: Optional[list[int]]  # PPM: `ppm`'s suggested pool scales
 
 
-class PlanReport(Result):
-    model: str
-    memory_budget_bytes: int
-    batch: int
-    precision: Literal["fp32", "bf16", "fp16"]
-    candidates: list[PlanCandidate]
-    recommended: Optional[PlanCandidate]  # the largest crop that fits; None when none does
+class PlanReport(ResultModel):
+    model: str  # the model spec as given
+    memory_budget_bytes: int  # --memory in bytes
+    batch: int  # images per GPU per step
+    precision: Literal["fp32", "bf16", "fp16"]  # fp32, or autocast to bf16/fp16 with fp32 weights
+    candidates: list[PlanCandidate]  # every crop (× stride), smallest first
+    # the largest crop that fits (at equal crops the finer stride); null when none does
+    recommended: Optional[PlanCandidate]
 
     usable_bytes: int = Field(0, exclude=True)
     head: str = Field("", exclude=True)  # "ASPP classifier.0 (3 dilated branches)" or why there are no rates

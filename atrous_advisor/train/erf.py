@@ -27,12 +27,14 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Literal, Optional, Sequence, cast
 
 import numpy as np
 
-from atrous_advisor.files import atomic_path
+from atrous_advisor.files import atomic_path, check_writable
 from atrous_advisor.errors import DataError, InputError, ModelLoadError
+from atrous_advisor.report import format as fmt
+from atrous_advisor.runtime import resolve_device, set_cpu_threads
 from atrous_advisor.usercode import user_code
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -137,28 +139,6 @@ class ErfAccumulation:
         return self.images / self.seconds if self.seconds > 0 else float("inf")
 
 
-def resolve_device(requested: str = "auto") -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; an explicit CUDA device must exist."""
-    import torch
-
-    requested = (requested or "auto").strip().lower()
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cpu":
-        return "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {requested}: no CUDA device is available here (use --device cpu)")
-        try:
-            index = torch.device(requested).index
-        except RuntimeError as exc:
-            raise InputError(f"--device {requested}: {exc}") from None
-        if index is not None and index >= torch.cuda.device_count():
-            raise InputError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) here")
-        return requested
-    raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N")
-
-
 def centre_pixel(output_size: IntPair, input_size: IntPair) -> tuple[IntPair, FloatPair]:
     """The centre output pixel (index ``size // 2``) and its centre in input pixel coordinates.
 
@@ -209,20 +189,21 @@ def accumulate_erf(
                 if input_size is None:
                     input_size = size
                 elif size != input_size:
-                    raise DataError(f"batch of size {size[0]}x{size[1]} after batches of {input_size[0]}x{input_size[1]}")
+                    raise DataError(f"batch of size {fmt.crop(size)} after batches of {fmt.crop(input_size)}")
                 try:
                     out = primary_output(model(x))
                 except torch.OutOfMemoryError as exc:
                     raise _out_of_memory(x.shape[0], device) from exc
                 except (RuntimeError, ValueError, TypeError) as exc:
                     raise ModelLoadError(
-                        f"forward pass failed at {size[0]}x{size[1]}: {' '.join(str(exc).split())[:300]}"
+                        f"forward pass failed at {fmt.crop(size)}: {' '.join(str(exc).split())[:300]}"
                     ) from exc
                 if out.ndim != 4:
                     raise ModelLoadError(f"the model's output has shape {tuple(out.shape)}, expected (N, classes, H, W)")
                 if output_size is None:
                     output_size = (int(out.shape[-2]), int(out.shape[-1]))
                     centre_index, centre_position = centre_pixel(output_size, input_size)
+                assert centre_index is not None  # set with output_size by the first batch
                 cy, cx = centre_index
                 # Σ over the batch and the classes of the centre outputs: each image's input gradient is its own.
                 try:
@@ -508,8 +489,10 @@ def fit_gaussian(erf: np.ndarray, centre: Sequence[float], max_points: int = 655
     step = max(1, int(math.ceil(math.sqrt(erf.size / max_points))))
     ys = np.arange(0, erf.shape[0], step, dtype=np.float64)
     xs = np.arange(0, erf.shape[1], step, dtype=np.float64)
+    grid_y: np.ndarray
+    grid_x: np.ndarray
     grid_y, grid_x = np.meshgrid(ys, xs, indexing="ij")
-    values = erf[::step, ::step].astype(np.float64)
+    values: np.ndarray = erf[::step, ::step].astype(np.float64)
     scale = float(values.max()) or 1.0
 
     def gaussian(coords, amplitude, y0, x0, sigma_y, sigma_x, offset):
@@ -582,7 +565,7 @@ def render_erf_png(panels: Sequence[ErfPanel], path: Path, log: bool = False, dp
             positive = erf[erf > 0]
             floor = max(float(positive.min()), top * 1e-6)
             shown = np.where(erf > floor, erf, floor)
-            norm = LogNorm(vmin=floor, vmax=top)
+            norm: Normalize = LogNorm(vmin=floor, vmax=top)
         else:
             shown, norm = erf, Normalize(vmin=0.0, vmax=top if top > 0 else 1.0)
         image = ax.imshow(shown, cmap="magma", norm=norm, extent=(-0.5, W - 0.5, H - 0.5, -0.5), interpolation="nearest")
@@ -648,6 +631,10 @@ def output_paths(out: Path, compare: bool) -> dict[str, Path]:
 
 def check_outputs(paths: dict[str, Path], force: bool) -> None:
     """Refuse to replace existing files unless ``force``: nothing the user has is overwritten unasked."""
+    for p in paths.values():
+        if p.is_symlink() and not p.exists():
+            raise InputError(f"--out {p}: a symlink to a missing file; remove it or choose another --out")
+    check_writable(paths["png"].parent, "--out")
     existing = [str(p) for p in paths.values() if p.exists()]
     if existing and not force:
         raise InputError(f"{', '.join(existing)} already exist(s); pass --force to overwrite or choose another --out")
@@ -698,7 +685,7 @@ def _open_dataset(data: Path, crop: IntPair):
 
 
 def _measurement(
-    name: str,
+    name: Literal["current", "suggested"],
     acc: ErfAccumulation,
     star: Optional[StarPrediction],
     stride: IntPair,
@@ -722,16 +709,16 @@ def _measurement(
         name=name,
         rates=list(star.rates) if star is not None else None,
         predicted_span=predicted,
-        measured_span=_rounded(measured.span, 2),
-        span_ratio=_rounded(ratio, 4),
+        measured_span=_rounded_pair(measured.span, 2),
+        span_ratio=_rounded_pair(ratio, 4),
         blobs=Blobs(rows=_rounded(measured.rows.positions, 2), cols=_rounded(measured.cols.positions, 2)),
         measured_extent=extent.size if extent else None,
         extent_box=extent.box if extent else None,
         extent_threshold=extent_threshold,
         taps_outside_crop=outside,
-        gaussian=Gaussian(centre=_rounded(fit.centre, 2), centre_shift=_rounded(fit.centre_shift, 2),
-                          sigma=_rounded(fit.sigma, 2), method=fit.method,
-                          moment_sigma=_rounded(fit.moment_sigma, 2))
+        gaussian=Gaussian(centre=_rounded_floats(fit.centre, 2), centre_shift=_rounded_floats(fit.centre_shift, 2),
+                          sigma=_rounded_floats(fit.sigma, 2), method=cast(Literal["curve_fit", "moments"], fit.method),
+                          moment_sigma=_rounded_floats(fit.moment_sigma, 2))
         if fit
         else None,
         npy=str(npy),
@@ -761,18 +748,24 @@ def _rounded(values, digits: int) -> list:
     return [None if v is None else round(float(v), digits) for v in values]
 
 
-def _fmt_span(span) -> str:
-    return "×".join("—" if v is None else f"{v:.0f}" for v in span)
+def _rounded_pair(values, digits: int) -> tuple[Optional[float], Optional[float]]:
+    h, w = _rounded(values, digits)
+    return (h, w)
+
+
+def _rounded_floats(values, digits: int) -> tuple[float, float]:
+    h, w = values
+    return (round(float(h), digits), round(float(w), digits))
 
 
 def _panel_notes(m) -> list[str]:
     notes = []
     if m.predicted_span is not None:
-        notes.append(f"predicted span {_fmt_span(m.predicted_span)} px · measured {_fmt_span(m.measured_span)} px")
+        notes.append(f"predicted span {fmt.px(m.predicted_span, none='—')} · measured {fmt.px(m.measured_span, none='—')}")
     else:
-        notes.append(f"measured span {_fmt_span(m.measured_span)} px (no ASPP detected)")
+        notes.append(f"measured span {fmt.px(m.measured_span, none='—')} (no ASPP detected)")
     if m.measured_extent is not None:
-        notes.append(f"non-zero extent {_fmt_span(m.measured_extent)} px")
+        notes.append(f"non-zero extent {fmt.px(m.measured_extent, none='—')}")
     if m.taps_outside_crop:
         notes.append(f"{m.taps_outside_crop} predicted taps outside the crop (zero padding)")
     return notes
@@ -791,6 +784,7 @@ def run_erf(
     kwargs: Optional[dict] = None,
     batch_size: int = 8,
     device: str = "auto",
+    threads: Optional[int] = None,
     log: bool = False,
     compare: bool = False,
     force: bool = False,
@@ -821,7 +815,9 @@ def run_erf(
 
     from atrous_advisor.graph.loading import load_model
 
-    device = resolve_device(device)
+    resolved = resolve_device(device)
+    set_cpu_threads(threads, resolved.type)
+    device = str(resolved)
     warnings: list[str] = []
 
     torch.manual_seed(seed)  # a randomly initialised model is then the same model on every run
@@ -877,6 +873,7 @@ def run_erf(
             torch.cuda.empty_cache()
         acc_s = measure(suggested_model, "suggested")
         seconds, total_images = seconds + acc_s.seconds, total_images + acc_s.images
+        assert suggested_rates is not None  # set with suggested_model
         star_s = predict_star(suggested_rates, head.stride, _star_centre_of(acc_s, head.stride))
         _atomic_save_npy(paths["suggested"], acc_s.erf.astype(np.float32))
         suggested, peaks_s = _measurement("suggested", acc_s, star_s, stride, paths["suggested"], extent_threshold)

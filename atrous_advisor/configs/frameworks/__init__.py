@@ -42,8 +42,10 @@ class Framework:
         self.settings = settings
 
     @classmethod
-    def recognise(cls, path: Path, text: str) -> Union[bool, Skipped]:
-        """True when ``text`` (the file's first :data:`HEAD_BYTES`) is this layout; a Skipped for a known non-config."""
+    def recognise(cls, path: Path, text: str, settings=None) -> Union[bool, Skipped]:
+        """True when ``text`` (the file's first :data:`HEAD_BYTES`) is this layout; a Skipped for a known non-config.
+
+        ``settings`` (when given) carries the user's key mapping for yacs-style configs."""
         raise NotImplementedError
 
     def bases(self, path: Path) -> list[Path]:
@@ -74,9 +76,10 @@ class Framework:
 
 def registry() -> list[type[Framework]]:
     """In recognition order: the first layout that claims a file reads it."""
-    from atrous_advisor.configs.frameworks import detectron2, mmseg, mmseg_new, paddleseg, smp
+    from atrous_advisor.configs.frameworks import detectron2, mmseg, mmseg_new, paddleseg, smp, yacs
 
-    return [mmseg_new.MMSegNew, mmseg.MMSeg, detectron2.Detectron2, paddleseg.PaddleSeg, smp.Smp]
+    # yacs first among YAML layouts: a user's key mapping (or a known research layout) is the most specific claim.
+    return [mmseg_new.MMSegNew, mmseg.MMSeg, yacs.Yacs, detectron2.Detectron2, paddleseg.PaddleSeg, smp.Smp]
 
 
 def by_name(name: str) -> type[Framework]:
@@ -96,7 +99,7 @@ def read_head(path: Path, override: Optional[str] = None) -> Optional[str]:
         return None
 
 
-def recognise(path: Path, override: Optional[str] = None) -> Union[type[Framework], Skipped, None]:
+def recognise(path: Path, override: Optional[str] = None, settings=None) -> Union[type[Framework], Skipped, None]:
     """The layout of ``path`` by its content; a Skipped when it is known not to be a config; None when unknown."""
     suffix = path.suffix.lower()
     candidates = [cls for cls in registry() if suffix in cls.suffixes]
@@ -107,7 +110,7 @@ def recognise(path: Path, override: Optional[str] = None) -> Union[type[Framewor
         return None
     skipped: Optional[Skipped] = None
     for cls in candidates:
-        answer = cls.recognise(path, text)
+        answer = cls.recognise(path, text, settings)
         if answer is True:
             return cls
         if isinstance(answer, Skipped) and skipped is None:

@@ -7,6 +7,7 @@ from typing import Any, Optional
 
 from atrous_advisor.configs.facts import Target
 from atrous_advisor.configs.values import DictShape
+from atrous_advisor.numbers import MAX_JSON_DIGITS
 
 import yaml
 
@@ -17,6 +18,14 @@ class _Loader(_Base):  # type: ignore[misc,valid-type]
     """Never constructs a ``!!python/...`` object: unknown tags load as None."""
 
 
+def _bounded_int(loader, node):
+    """Python refuses to convert ints of more than 4,300 digits (ValueError); no config needs a tenth of that."""
+    if len(node.value) > MAX_JSON_DIGITS:
+        return None
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _bounded_int)
 _Loader.add_multi_constructor("", lambda loader, suffix, node: None)
 _Loader.add_multi_constructor("tag:yaml.org,2002:python/", lambda loader, suffix, node: None)
 

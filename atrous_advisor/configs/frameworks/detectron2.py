@@ -13,9 +13,9 @@ from atrous_advisor.configs.values import Loc, canonical
 
 # Keys of detectron2/config/defaults.py (and its projects) that other yacs projects do not use.
 MODEL_KEYS = {
-    "META_ARCHITECTURE", "BACKBONE", "RESNETS", "SEM_SEG_HEAD", "WEIGHTS", "PIXEL_MEAN", "PIXEL_STD", "ROI_HEADS",
-    "RPN", "FPN", "INS_EMBED_HEAD", "PANOPTIC_DEEPLAB", "MASK_ON", "KEYPOINT_ON", "LOAD_PROPOSALS", "ANCHOR_GENERATOR",
-    "PROPOSAL_GENERATOR", "RETINANET", "ROI_BOX_HEAD", "ROI_MASK_HEAD", "MASK_FORMER", "HRNET",
+    "META_ARCHITECTURE", "RESNETS", "SEM_SEG_HEAD", "ROI_HEADS", "RPN", "FPN", "INS_EMBED_HEAD", "PANOPTIC_DEEPLAB",
+    "KEYPOINT_ON", "LOAD_PROPOSALS", "ANCHOR_GENERATOR", "PROPOSAL_GENERATOR", "RETINANET", "ROI_BOX_HEAD",
+    "ROI_MASK_HEAD", "MASK_FORMER",
 }
 SECTION_KEYS = {
     "SOLVER": {"IMS_PER_BATCH", "BASE_LR", "MAX_ITER", "LR_SCHEDULER_NAME", "CHECKPOINT_PERIOD", "WARMUP_ITERS"},
@@ -29,7 +29,10 @@ SECTION_KEYS = {
 def is_detectron2(top: dict) -> bool:
     if "_BASE_" in top:
         return True
-    if keys_of(top.get("MODEL")) & MODEL_KEYS:
+    model = top.get("MODEL")
+    if keys_of(model) & MODEL_KEYS:
+        return True
+    if isinstance(model, dict) and keys_of(model.get("BACKBONE")) & {"NAME", "FREEZE_AT"}:  # `BACKBONE: resnet101` is not
         return True
     # A leaf that only changes the solver or the input: its sections must all be Detectron2's, with its keys.
     sections = [k for k in top if k in SECTION_KEYS]
@@ -48,7 +51,7 @@ class Detectron2(YamlEdits, Framework):
         self.loader = Detectron2Loader(overrides=dict(overrides))
 
     @classmethod
-    def recognise(cls, path: Path, text: str):
+    def recognise(cls, path: Path, text: str, settings=None):
         try:
             top = top_mapping(text)
         except Unreadable:

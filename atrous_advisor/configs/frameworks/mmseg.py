@@ -48,7 +48,7 @@ class MMSeg(Framework):
         self.loader = MMSegLoader(overrides=dict(overrides))
 
     @classmethod
-    def recognise(cls, path: Path, text: str):
+    def recognise(cls, path: Path, text: str, settings=None):
         kind = classify_python(text)
         return True if kind == "config" else kind
 

@@ -39,7 +39,7 @@ class PaddleSeg(YamlEdits, Framework):
         self.loader = PaddleSegLoader(overrides=dict(overrides))
 
     @classmethod
-    def recognise(cls, path: Path, text: str):
+    def recognise(cls, path: Path, text: str, settings=None):
         try:
             top = top_mapping(text)
         except Unreadable:

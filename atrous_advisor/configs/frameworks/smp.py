@@ -17,7 +17,7 @@ class Smp(Framework):
     suffixes = (".json",)
 
     @classmethod
-    def recognise(cls, path: Path, text: str):
+    def recognise(cls, path: Path, text: str, settings=None):
         return f'"{MODEL_CLASS_KEY}"' in text
 
     def facts(self, path: Path) -> ConfigFacts:

@@ -8,6 +8,7 @@ from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.rules.base import FixIntent, fix_for_target
 from atrous_advisor.configs.settings import Settings
 from atrous_advisor.geometry import PPMAnalysis, analyse_ppm
+from atrous_advisor.report import format as fmt
 
 
 def ppm_analysis(facts: ConfigFacts, settings: Settings) -> Optional[tuple[PPMAnalysis, Optional[FixIntent]]]:
@@ -20,6 +21,4 @@ def ppm_analysis(facts: ConfigFacts, settings: Settings) -> Optional[tuple[PPMAn
 
 
 def where(analysis: PPMAnalysis) -> str:
-    h, w = analysis.crop
-    crop = f"{h}" if h == w else f"{h}x{w}"
-    return f"at crop {crop}, stride {analysis.stride[0]}"
+    return f"at crop {fmt.crop(analysis.crop)}, stride {analysis.stride[0]}"

@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Iterator
 
 from atrous_advisor.configs.facts import ConfigFacts
-from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_rates
+from atrous_advisor.configs.rules.base import Diagnostic, Rule
+from atrous_advisor.report import format as fmt
 from atrous_advisor.configs.settings import Settings
 
 
@@ -47,7 +48,7 @@ class ContextHeadNotChecked(Rule):
     def check(self, facts: ConfigFacts, settings: Settings) -> Iterator[Diagnostic]:
         heads = []
         if facts.aspp is not None:
-            heads.append((facts.aspp.head, f"rates {fmt_rates(facts.aspp.rates)}", facts.aspp.stride, facts.aspp.loc))
+            heads.append((facts.aspp.head, f"rates {fmt.rates(facts.aspp.rates)}", facts.aspp.stride, facts.aspp.loc))
         if facts.ppm is not None:
             heads.append((facts.ppm.head, f"pool scales {facts.ppm.scales}", facts.ppm.stride, facts.ppm.loc))
         for head, what, stride, loc in heads:
