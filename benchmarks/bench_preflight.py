@@ -159,7 +159,8 @@ def main() -> None:
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     machine = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-               "threads": args.threads, "torch": torch.__version__}
+               "threads": args.threads, "torch": torch.__version__,
+               "load_average_1min": round(os.getloadavg()[0], 1)}
     result = {"machine": machine, "repeats": args.repeats, "check": check_times(args.repeats),
               "training": training_overhead(args.train_repeats, args.steps),
               "same_process": same_process(args.train_repeats, args.steps)}
