@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 from lightning.pytorch.callbacks import Callback
 
+from atrous_advisor.errors import InputError
 from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, check_capture, crop_of_batch, enforce, preflight
 
 __all__ = ["AtrousAdvisorCallback"]
@@ -59,7 +60,12 @@ class AtrousAdvisorCallback(Callback):
             self._check(trainer, pl_module, crop_of_batch(batch))
 
     def _check(self, trainer, pl_module, crop: Optional[tuple[int, int]]) -> None:
-        model = pl_module.get_submodule(self.submodule) if self.submodule else pl_module
+        model = pl_module
+        if self.submodule:
+            try:
+                model = pl_module.get_submodule(self.submodule)
+            except AttributeError as exc:
+                raise InputError(f"submodule {self.submodule!r}: {type(pl_module).__name__} has no such submodule") from exc
         # the copy keeps a reference to the trainer instead of copying the whole training run
         self.verdict = preflight(model, crop, share=(trainer,), capture=self.capture)
         if trainer.is_global_zero:

@@ -78,7 +78,7 @@ class AtrousAdvisorHook(Hook):
         self._waiting_for_batch = False
 
     def before_train(self, runner) -> None:
-        crop = self.crop or crop_of_pipeline(runner.cfg.get("train_dataloader", {}).get("dataset"))
+        crop = self.crop or crop_of_pipeline((runner.cfg.get("train_dataloader") or {}).get("dataset"))
         if crop is None:
             crop = crop_of_pipeline(getattr(runner.train_loop.dataloader, "dataset", None))
         if crop is None:
