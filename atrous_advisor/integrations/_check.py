@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from atrous_advisor.errors import AdvisorError, InputError, RetuneRequired
 from atrous_advisor.geometry import parse_crop
@@ -27,6 +27,7 @@ from atrous_advisor.report.inspect_models import InspectReport
 
 PREFIX = "atrous-advisor"
 CropLike = Union[int, str, Sequence[int]]
+Status = Literal["retune", "ok", "no-head", "unknown"]
 
 
 def as_crop(crop: Optional[CropLike]) -> Optional[tuple[int, int]]:
@@ -58,7 +59,7 @@ def _fmt(value) -> str:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # "retune", "ok", "no-head" or "unknown"
+    status: Status
     lines: tuple[str, ...]  # a headline, then one line per head
     seconds: float  # wall time of the check
     report: Optional[InspectReport] = None
@@ -98,6 +99,7 @@ def verdict_of(report: InspectReport, label: str, seconds: float) -> Verdict:
         facts = report.unknown
     else:
         facts = f"output stride {_fmt(report.output_stride)}, field {_fmt(report.receptive_field)} px"
+    status: Status
     if retune:
         status, what = "retune", f"{retune} head{'s' if retune > 1 else ''} to retune"
     elif unsure:
