@@ -46,7 +46,7 @@ def inspect_model(
     from atrous_advisor.graph.inspection import inspect_model as inspect_spec
 
     crop_pair = parse_crop(crop)
-    capture_option = {} if capture is None else {"prefer": capture}
+    capture_option: dict[str, Any] = {} if capture is None else {"prefer": capture}
     if capture is not None and capture not in ("export", "dispatch"):
         raise InputError(f"capture {capture!r}: expected 'export' or 'dispatch'")
     field_map = Path(field_map) if field_map is not None else None
