@@ -17,6 +17,7 @@ from atrous_advisor.errors import InputError, ModelLoadError
 from atrous_advisor.plan.budget import usable_bytes
 from atrous_advisor.report.format import size
 from atrous_advisor.report.plan_models import MemoryBreakdown, PlanCandidate, PlanReport
+from atrous_advisor.usercode import user_code
 
 # Builder arguments that set a backbone's output stride: smp's encoders, and the common spelling elsewhere.
 STRIDE_KWARGS = ("encoder_output_stride", "output_stride")
@@ -198,6 +199,7 @@ def _load(spec: str, kwargs: dict, stride: Optional[int]):
     )
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def plan_model(
     spec: str,
     budget: int,
