@@ -26,7 +26,7 @@ def inspect_model(
     *,
     kwargs: Optional[dict[str, Any]] = None,
     name: Optional[str] = None,
-    layers: bool = False,
+    layers: bool = True,
     field_map: Optional[Union[str, Path]] = None,
     capture: Optional[str] = None,
 ) -> InspectReport:
@@ -36,9 +36,9 @@ def inspect_model(
     as the CLI takes it (``path/file.py[:name]``, ``package.module:callable`` built with ``kwargs``).
     A live model is analysed on a copy on the meta device: no memory, no weights read, and the model's
     parameters, device and training mode are left as they are. ``name`` is the report's ``model`` field
-    (default: the class's qualified name). ``layers`` fills the per-layer field table; ``field_map``
-    draws the centre output's field to that PNG; ``capture`` is "export" or "dispatch" (default: the
-    CLI's, so both report the same).
+    (default: the class's qualified name). ``layers=False`` leaves out the per-layer field table that
+    the CLI's JSON has; ``field_map`` draws the centre output's field to that PNG; ``capture`` is "export"
+    or "dispatch" (default: the CLI's, so both report the same).
     """
     from atrous_advisor.graph.loading import _torch
 
