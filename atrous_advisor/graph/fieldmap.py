@@ -71,10 +71,11 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
                 # 'same' is asymmetric for even kernels: let PyTorch place it as the model did
                 y = F.conv2d(x, kernel, None, geo.stride, raw if isinstance(raw, str) else geo.padding, geo.dilation)
         elif kind in aten.POOL:
-            geo = aten.pool_args(kind, node.args, node.kwargs)
-            kernel = torch.ones(1, 1, *geo.kernel, dtype=image.dtype)
-            y = F.conv2d(x, kernel, None, geo.stride, geo.padding, geo.dilation)  # a pool with equal weights sums its window
-            whole = [int(shape[a]) == 1 and geo.padding[a] == 0 and x.shape[a] > 1 for a in (-2, -1)]
+            pool = aten.pool_args(kind, node.args, node.kwargs)
+            assert pool is not None and shape is not None
+            kernel = torch.ones(1, 1, *pool.kernel, dtype=image.dtype)
+            y = F.conv2d(x, kernel, None, pool.stride, pool.padding, pool.dilation)  # a pool with equal weights sums its window
+            whole = [int(shape[a]) == 1 and pool.padding[a] == 0 and x.shape[a] > 1 for a in (-2, -1)]
             if any(whole):  # a pool over the whole map (F.avg_pool2d(x, x.shape[2:])) is global: not drawn
                 y = y * 0.0
         elif kind in aten.ADAPTIVE_POOL:

@@ -109,6 +109,7 @@ def _aspp_problems(a: AsppAssessment) -> list[str]:
 def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: str) -> AsppHead:
     n = len(site.rates)
     stride = site.stride
+    assert stride is not None, "heads with an unknown stride are listed, not analysed"
     a = assess_aspp(site.rates, crop, stride, feature_map=site.feature_map)
     rates_are = f"rates {fmt.rates(site.rates)} at output stride {fmt.pair(stride)} on a {fmt.crop(site.feature_map)} map"
     fix = None
