@@ -74,7 +74,7 @@ class Propagation:
             primary = self.output_ref()
             refs = [primary] if primary is not None else []
         seen: set[int] = set()
-        stack = [r.node for r in refs if r is not None]
+        stack = [r.node for r in refs]
         while stack:
             n = stack.pop()
             if n in seen:
@@ -164,10 +164,10 @@ def propagate(graph: CapturedGraph) -> Propagation:
         try:
             if handler is None:
                 raise HandlerError("no handler")
-            fields[node.id] = result = handler(call)
-            if isinstance(result, NodeField) and result.global_args:
+            fields[node.id] = got = handler(call)
+            if isinstance(got, NodeField) and got.global_args:
                 refs = _spatial_refs((node.args, node.kwargs), fields)
-                global_inputs[node.id] = {refs[k].node for k in result.global_args if k < len(refs)}
+                global_inputs[node.id] = {refs[k].node for k in got.global_args if k < len(refs)}
         except HandlerError as exc:
             unsupported[node.kind][node.module or "<root>"] += 1
             reasons.setdefault(node.kind, str(exc))
