@@ -347,6 +347,20 @@ def lint_paths(
         for path in dependents:
             if not is_base_file(path):
                 add(path, False)
+        # A base that no config inherits: nothing was checked for it, and that is said, not passed silently.
+        inherited: set[Path] = set()
+        for path in dependents:
+            layout = linter.recognise(path)
+            if isinstance(layout, type) and issubclass(layout, Framework):
+                try:
+                    inherited |= linter.ancestors(canonical(path), layout.name)
+                except ConfigError:
+                    continue
+        for path in named:
+            if is_base_file(path) and canonical(path) not in inherited and not any(e.path == path for e in run.errors):
+                skipped.setdefault(canonical(path), SkippedFile(
+                    path, "a base file that no config under the searched folders inherits, so nothing was checked "
+                    "(--root DIR searches another folder)", True))
     for path, kind in special:
         skipped.setdefault(canonical(path), SkippedFile(path, f"{kind}, not a config file; not opened", False, True))
     run.skipped = list(skipped.values())
