@@ -318,3 +318,12 @@ def test_a_named_base_that_nothing_inherits_is_said_not_passed(run_cli, tmp_path
     result = run_cli("lint", "configs/_base_/models/deeplabv3_r50-d8.py")
     assert "All checks passed" not in result.stdout and result.stdout.endswith("1 file skipped.\n")
     assert "no config under the searched folders inherits" in result.stderr
+
+
+def test_an_unreadable_yaml_in_a_walked_folder_is_an_error_with_its_line(tmp_path):
+    (tmp_path / "ok.yaml").write_text("MODEL:\n  META_ARCHITECTURE: SemanticSegmentor\n")
+    (tmp_path / "bad.yaml").write_text("MODEL:\n  SEM_SEG_HEAD:\n    ASPP_DILATIONS: [6, 12, 18\n")
+    run = lint_paths([tmp_path], Settings())
+    (error,) = run.errors
+    assert error.path.name == "bad.yaml" and "unreadable YAML" in error.message and "bad.yaml:" in error.message
+    assert [r.path.name for r in run.results] == ["ok.yaml"]

@@ -273,6 +273,12 @@ def _not_recognised(path: Path) -> str:
         try:
             top_mapping(text)
         except Unreadable as exc:
+            from atrous_advisor.configs.detectron2 import parse_yaml
+
+            try:  # the located reader says where: `x.yaml:5:3: unreadable YAML: …`
+                parse_yaml(path, text)
+            except ConfigError as located:
+                return str(located)
             return f"{path}: unreadable YAML: {exc}"
     return (
         f"{path}: not a config layout atrous-advisor reads (MMSegmentation, mmengine new-style, Detectron2, "
@@ -301,8 +307,12 @@ def lint_paths(
             skipped.setdefault(key, SkippedFile(path, layout.what, is_named))
             return False
         if layout is None:
-            if not is_named:  # named ones are an error (below); walked ones are counted
-                skipped.setdefault(key, SkippedFile(path, "in no layout atrous-advisor reads", False, recognised=False))
+            if not is_named:  # named ones are an error (below); walked ones are counted, or an error if unreadable
+                why = _not_recognised(path)
+                if ": unreadable YAML: " in why or ": cannot read: " in why:
+                    run.errors.append(LintError(path, why))
+                else:
+                    skipped.setdefault(key, SkippedFile(path, "in no layout atrous-advisor reads", False, recognised=False))
             return False
         if key not in targets:
             targets[key] = (path, layout.name, writable)
