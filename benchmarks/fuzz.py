@@ -31,7 +31,7 @@ from typer.testing import CliRunner  # noqa: E402
 from atrous_advisor.cli import load_commands  # noqa: E402
 from fuzz_support import (  # noqa: E402
     CONFIG_SUFFIXES, FIXTURES, TINY_MODEL, any_config, config_file, describe, invoke, json_text, mutated_fixture,
-    number_text,
+    number_text, option_text,
 )
 
 FAMILIES: dict[str, list] = {}
@@ -100,7 +100,7 @@ def run(scale: float, sandbox: Path) -> None:
     @given(data=st.data(), command=st.sampled_from(sorted(options)), as_json=st.booleans())
     def model_commands(data, command, as_json):
         option = data.draw(st.sampled_from(options[command]))
-        value = data.draw(json_text() if option == "--kwargs" else number_text())
+        value = data.draw(json_text() if option == "--kwargs" else option_text(option))
         out = sandbox / "out"
         shutil.rmtree(out, ignore_errors=True)
         base = {

@@ -124,12 +124,11 @@ def register(app: typer.Typer) -> None:
         if any(w.status == "fixed" for w in written):
             run = lint_paths(paths, settings, roots=root)  # re-lint after writing: report what is left
 
-        from atrous_advisor.configs.fixes import would_fix
         from atrous_advisor.configs.result import build_report
+        from atrous_advisor.configs.writing import fixable
         from atrous_advisor.report.lint import render_github, render_text
 
-        texts: dict = {}
-        report = build_report(run, lambda result, d: would_fix(result, d, texts))
+        report = build_report(run, fixable(run, settings, fix_inherited))
         if fmt == "json":
             from atrous_advisor.commands._common import emit_json
 

@@ -33,7 +33,7 @@ def _crop(cfg: dict) -> Optional[tuple[int, int]]:
         for step in ds.get("pipeline") or []:
             if isinstance(step, dict) and str(step.get("type", "")).rsplit(".", 1)[-1] == "RandomCrop":
                 size = step.get("crop_size")
-                return (size, size) if isinstance(size, int) else tuple(size)
+                return (size, size) if isinstance(size, int) else (size[0], size[1]) if size is not None else None
     return None
 
 

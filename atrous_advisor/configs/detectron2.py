@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import yaml
 
@@ -120,6 +120,7 @@ def _to_v(path: Path, loader: OpaqueTagLoader, node: yaml.Node, budget: Optional
     if budget[0] < 0:
         raise ConfigError(f"{path}: more than {_MAX_NODES} values once its YAML aliases are expanded")
     loc = _loc(path, node)
+    value: Any  # a scalar's Python value or an Opaque; a node's V
     if isinstance(node, yaml.ScalarNode):
         if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_JSON_DIGITS:
             value = Opaque(f"an integer of more than {MAX_JSON_DIGITS} digits is not read")

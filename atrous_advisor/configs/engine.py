@@ -20,7 +20,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 from atrous_advisor.configs.facts import ConfigFacts, drop_out_of_range
 from atrous_advisor.configs.frameworks import Framework, Skipped, recognise, registry
@@ -128,7 +128,7 @@ class Linter:
         self.layouts: dict[str, Framework] = {cls.name: cls(dict(self.overrides), settings) for cls in registry()}
         self._lines: dict[Path, list[str]] = {}
 
-    def recognise(self, path: Path):
+    def recognise(self, path: Path) -> Union[type[Framework], Skipped, None]:
         return recognise(path, self.overrides.get(canonical(path)), self.settings)
 
     # --- one config ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from atrous_advisor.errors import InputError
+from atrous_advisor.report import format as fmt
 
 CONTEXT_RESERVE = 1 << 30
 ALLOCATOR_MARGIN = 0.10
