@@ -327,3 +327,11 @@ def test_an_unreadable_yaml_in_a_walked_folder_is_an_error_with_its_line(tmp_pat
     (error,) = run.errors
     assert error.path.name == "bad.yaml" and "unreadable YAML" in error.message and "bad.yaml:" in error.message
     assert [r.path.name for r in run.results] == ["ok.yaml"]
+
+
+def test_both_panoptic_heads_are_in_the_json(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    report = json.loads(run_cli("lint", "--json", str(PANOPTIC_LEAF.relative_to(FIXTURES))).stdout)
+    (config,) = report["configs"]
+    assert [(h["head"], h["rates"], h["output_stride"]) for h in config["aspp_heads"]] == [
+        ("PanopticDeepLabSemSegHead", [6, 12, 18], 16), ("PanopticDeepLabInsEmbedHead", [6, 12, 18], 16)]
