@@ -5,7 +5,7 @@ Every model is built at its real size on the meta device (random init, nothing d
 
 * breadth: one row per model — crop, output stride, global context, heads, unknown (why), and the
   in-process time of ``inspect_model`` with the default dispatch capture (build + capture + cost + analysis;
-  imports excluded, they are measured below);
+  the second call, so imports — measured below — and the library's lazy per-model imports are excluded);
 * capture: for a CNN and attention models, ``inspect_model`` with ``prefer="dispatch"`` and
   ``prefer="export"`` in the same process, and whether both give the same output field; and the start-up
   cost of a fresh process: ``import torch, torchvision`` alone vs the whole ``atrous-advisor inspect`` CLI.
@@ -77,20 +77,20 @@ def startup(repeat: int) -> dict:
     """Fresh processes: import torch+torchvision alone, and the whole CLI on DeepLabV3-ResNet50 at 512."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
-    def timed(cmd):
-        out = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            subprocess.run(cmd, check=True, capture_output=True, env=env)
-            out.append(time.perf_counter() - t)
-        return statistics.median(out)
+    def once(cmd):
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        return time.perf_counter() - t
 
-    base = timed([sys.executable, "-c", "import torch, torchvision"])
-    cli = {}
-    for capture in ("dispatch", "export"):
-        cli[capture] = timed([sys.executable, "-m", "atrous_advisor", "inspect",
-                              "torchvision.models.segmentation:deeplabv3_resnet50", "--crop", "512", "--json",
-                              "--capture", capture])
+    cli = [sys.executable, "-m", "atrous_advisor", "inspect", "torchvision.models.segmentation:deeplabv3_resnet50",
+           "--crop", "512", "--json", "--capture"]
+    runs: dict[str, list[float]] = {"base": [], "dispatch": [], "export": []}
+    for _ in range(repeat):  # interleaved, so a change in the machine's load hits all three alike
+        runs["base"].append(once([sys.executable, "-c", "import torch, torchvision"]))
+        runs["dispatch"].append(once(cli + ["dispatch"]))
+        runs["export"].append(once(cli + ["export"]))
+    base = statistics.median(runs["base"])
+    cli = {k: statistics.median(runs[k]) for k in ("dispatch", "export")}
     return {"import torch, torchvision (s)": round(base, 2),
             "CLI dispatch (s)": round(cli["dispatch"], 2), "CLI export (s)": round(cli["export"], 2),
             "CLI dispatch above the imports (s)": round(cli["dispatch"] - base, 2),
@@ -107,11 +107,21 @@ def main() -> None:
     torch.set_num_threads(1)
     machine = f"{platform.machine()} {platform.processor() or ''}".strip() + f", {os.cpu_count()} CPUs, no GPU used"
     print(f"machine: {machine}; torch {torch.__version__}")
+    # imports and first-call set-up are measured apart (start-up figures below), not charged to the first row
+    import torchvision  # noqa: F401
+
+    for optional in ("segmentation_models_pytorch", "transformers"):
+        try:
+            __import__(optional)
+        except ImportError:
+            pass
+    run_one(f"{ROOT / 'examples' / 'tiny_aspp.py'}", {}, (64, 64))
     rows = []
     for label, spec, kwargs, crop in MODELS:
         if args.quick and label not in QUICK:
             continue
         try:
+            run_one(spec, kwargs, crop)  # first use: the library's lazy imports of this model's module
             elapsed, r = run_one(spec, kwargs, crop)
         except Exception as exc:  # a model this environment cannot build: a row that says so
             rows.append({"model": label, "crop": list(crop), "error": f"{type(exc).__name__}: {str(exc)[:160]}"})
@@ -135,6 +145,16 @@ def main() -> None:
             captures.append({"model": label, "dispatch_s": round(t_d, 2), "export_s": round(t_e, 2),
                              "export/dispatch": round(t_e / t_d, 1), "same_result": same, "export_capture": r_e.capture})
             print(f"capture {label:30s} dispatch {t_d:6.2f} s  export {t_e:6.2f} s  same result: {same}")
+    print("\n| model | crop | output stride | global context | heads (largest rate or scales @ stride) | time |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        if "error" in row:
+            print(f"| {row['model']} | {row['crop'][0]}×{row['crop'][1]} | error: {row['error'][:60]} | | | |")
+            continue
+        stride = "unknown" if row["output_stride"] is None else row["output_stride"][0]
+        ctx = "unknown" if row["global_context"] is None else ("yes" if row["global_context"] else "no")
+        print(f"| {row['model']} | {row['crop'][0]}×{row['crop'][1]} | {stride} | {ctx} | {row['heads']} | {row['time_s']:.2f} s |")
+    print()
     start = startup(args.repeat) if not args.quick else {}
     for k, v in start.items():
         print(f"{k}: {v}")

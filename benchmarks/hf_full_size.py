@@ -17,7 +17,8 @@ def upernet_swin():  # SwinConfig() is Swin-T
 
 
 def upernet_convnext():  # ConvNextConfig() is ConvNeXt-T
-    return T.UperNetForSemanticSegmentation(T.UperNetConfig(backbone_config=T.ConvNextConfig(out_features=STAGES), num_labels=19))
+    backbone = T.ConvNextConfig(hidden_sizes=[96, 192, 384, 768], depths=[3, 3, 9, 3], out_features=STAGES)
+    return T.UperNetForSemanticSegmentation(T.UperNetConfig(backbone_config=backbone, num_labels=19))
 
 
 def beit():  # BEiT-B, as in microsoft/beit-base-finetuned-ade-640-640

@@ -149,7 +149,7 @@ def test_weights_are_loaded_and_must_fit(run_cli, tmp_path):
 
     import torch
 
-    from atrous_advisor.train.erf import accumulate_erf, noise_batches
+    from atrous_advisor.erf.accumulate import accumulate_erf, noise_batches
 
     spec = importlib.util.spec_from_file_location("tiny_aspp_example", TINY)
     module = importlib.util.module_from_spec(spec)

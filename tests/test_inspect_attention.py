@@ -190,3 +190,10 @@ def _source(cls) -> str:
     import textwrap
 
     return textwrap.dedent(pyinspect.getsource(cls)).replace("F.", "torch.nn.functional.")
+
+
+def test_spatially_reduced_keys_do_not_set_the_output_stride():
+    """SegFormer's keys and values come from a strided conv (sr_ratio 8 on the stride-8 stage: a 64 px grid),
+    but attention mixes them into one global value: the output stride is the encoder's 32, not 64."""
+    report = inspect_model(f"{SMALL}:segformer", (256, 256), {"sr_ratios": [8, 8, 2, 1]})
+    assert report.unknown is None and report.output_stride == (32, 32) and report.global_context

@@ -261,3 +261,50 @@ def test_an_unknown_read_base_import_is_an_error_naming_the_line(tmp_path):
     run = lint_paths([leaf], Settings())
     (error,) = run.errors
     assert "leaf.py:4: read_base() imports 'missing.py', not found" in error.message
+
+
+def test_paddleseg_pooling_heads_on_stdc_and_resnet(tmp_path):
+    base = (PADDLE / "_base_/cityscapes.yml").resolve()
+    liteseg = tmp_path / "pp_liteseg_stdc2.yml"
+    liteseg.write_text(f"_base_: '{base}'\nmodel:\n  type: PPLiteSeg\n  backbone:\n    type: STDC2\n  num_classes: 19\n")
+    ann = tmp_path / "ann_r50.yml"
+    ann.write_text(f"_base_: '{base}'\nmodel:\n  type: ANN\n  backbone:\n    type: ResNet50_vd\n    output_stride: 8\n"
+                   "  backbone_indices: [2, 3]\n  psp_size: [1, 3, 6, 8]\n")
+    by_name = {r.path.name: r.facts for r in lint_paths([liteseg, ann], Settings()).results}
+    lite, annf = by_name["pp_liteseg_stdc2.yml"].ppm, by_name["ann_r50.yml"].ppm
+    # STDC's last feature is at stride 32; PP-LiteSeg's default bins (1, 2, 4)
+    assert (lite.scales, lite.stride, lite.key, lite.is_default) == ((1, 2, 4), 32, "cm_bin_sizes", True)
+    assert (annf.scales, annf.stride, annf.key) == ((1, 3, 6, 8), 8, "psp_size")
+
+
+def test_a_config_without_a_dataloader_asks_for_the_crop_and_takes_it_from_the_flag(run_cli, tmp_path, monkeypatch):
+    """The issue's case: backbone and ASPP head, no train_dataloader: AA002 names the crop; --crop 512 checks it."""
+    monkeypatch.chdir(tmp_path)
+    model = (FIXTURES / "mmseg1x/_base_/models/deeplabv3_r50-d8.py").resolve()
+    (tmp_path / "cfg.py").write_text(f"_base_ = [{str(model)!r}]\n")
+    plain_run = run_cli("lint", "cfg.py")
+    assert plain_run.exit_code == 1 and "All checks passed" not in plain_run.stdout
+    assert "AA002 ASPPHead rates (12, 24, 36) not checked: the training crop is unknown (no training dataset" in plain_run.stdout
+    flagged = json.loads(run_cli("lint", "--json", "--crop", "512", "cfg.py").stdout)["configs"][0]
+    assert [d["code"] for d in flagged["diagnostics"]] == ["AA101"] and flagged["supplied"] == {"crop": "--crop"}
+
+
+def test_a_changed_new_style_base_lints_configs_that_import_it_through_another_config(tmp_path):
+    import shutil
+
+    shutil.copytree(NEW, tmp_path / "configs")
+    child = tmp_path / "configs/deeplabv3plus/child_r101.py"  # imports a leaf, never names a _base_ file
+    child.write_text("from mmengine.config import read_base\n\nwith read_base():\n"
+                     "    from .deeplabv3plus_r50_d8_4xb2_40k_cityscapes_512x1024 import *\n\n"
+                     "model.update(backbone=dict(depth=101))\n")
+    run = lint_paths([tmp_path / "configs/_base_/models/deeplabv3plus_r50_d8.py"], Settings())
+    assert {r.path.name for r in run.results} == {NEW_512.name, NEW_769.name, "child_r101.py"}
+
+
+def test_a_script_importing_framework_classes_is_a_module_not_a_new_style_config(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("from mmseg.models import ASPPHead\n\ncfg = dict(type=ASPPHead, dilations=(1, 6))\n\n\n"
+                      "def main():\n    pass\n")
+    found = recognise(script)
+    assert isinstance(found, Skipped) and found.what == "an ordinary Python module"
+    assert recognise(NEW / "_base_/models/deeplabv3plus_r50_d8.py").name == "mmseg_new"  # a base without read_base

@@ -20,7 +20,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 from atrous_advisor.configs.facts import ConfigFacts, drop_out_of_range
 from atrous_advisor.configs.frameworks import Framework, Skipped, recognise, registry
@@ -128,7 +128,7 @@ class Linter:
         self.layouts: dict[str, Framework] = {cls.name: cls(dict(self.overrides), settings) for cls in registry()}
         self._lines: dict[Path, list[str]] = {}
 
-    def recognise(self, path: Path):
+    def recognise(self, path: Path) -> Union[type[Framework], Skipped, None]:
         return recognise(path, self.overrides.get(canonical(path)), self.settings)
 
     # --- one config ------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ class Linter:
     ) -> tuple[list[Path], list[LintError]]:
         """Configs under ``roots`` (folder, recursive) that inherit (transitively) from one of ``changed``."""
         changed_set = {canonical(p) for p in changed}
-        names = {p.name for p in changed_set}
+        names = {p.stem for p in changed_set}  # `x` of x.py: new-style configs import bases as modules (`from .x import *`)
         found: list[Path] = []
         errors: list[LintError] = []
         seen: set[Path] = set()
@@ -246,10 +246,10 @@ class Linter:
                     continue
                 # Cheap filter first: a file that inherits from x.py mentions "x.py" somewhere up its chain.
                 layout = self.recognise(candidate)
-                if not isinstance(layout, type):
+                if not (isinstance(layout, type) and issubclass(layout, Framework)):
                     continue
                 framework = layout.name
-                if not any(n in text for n in names) and "_base_" not in text.lower():
+                if not any(n in text for n in names) and "_base_" not in text.lower() and "read_base" not in text:
                     continue
                 try:
                     if self.inherits(key, framework, changed_set, memo):
@@ -319,7 +319,7 @@ def lint_paths(
             layout = linter.recognise(path)
             if is_base_file(path):
                 try:  # a base is not linted alone, but a broken base is still an error naming it
-                    if isinstance(layout, type):
+                    if isinstance(layout, type) and issubclass(layout, Framework):
                         linter.bases_of(path, layout.name)
                 except ConfigError as exc:
                     run.errors.append(LintError(path, str(exc)))

@@ -31,6 +31,7 @@ class Propagation:
     unsupported: dict[str, dict[str, int]] = field(default_factory=dict)
     reasons: dict[str, str] = field(default_factory=dict)  # op kind -> why (the first time)
     notes: list[str] = field(default_factory=list)
+    global_inputs: dict[int, set[int]] = field(default_factory=dict)  # node → inputs it mixed over all positions
 
     def _outputs(self) -> list[tuple[Optional[str], Ref]]:
         """(name, ref) of every tensor output; names are dict/ModelOutput keys where there are some."""
@@ -65,8 +66,10 @@ class Propagation:
         f = self.fields.get(node_id)
         return f if isinstance(f, NodeField) else None
 
-    def reaching_output(self, refs: Optional[list[Ref]] = None) -> set[int]:
-        """Ids of the nodes the given outputs (default: the primary one) are computed from."""
+    def reaching_output(self, refs: Optional[list[Ref]] = None, through_global: bool = True) -> set[int]:
+        """Ids of the nodes the given outputs (default: the primary one) are computed from. With
+        ``through_global=False``, not through inputs an op mixed over all their positions (the keys and
+        values of global attention): what is left reaches the output as a grid of features."""
         refs = refs if refs is not None else ([self.output_ref()] if self.output_ref() else [])
         seen: set[int] = set()
         stack = [r.node for r in refs if r is not None]
@@ -75,7 +78,8 @@ class Propagation:
             if n in seen:
                 continue
             seen.add(n)
-            stack.extend(self.graph.nodes[n].inputs)
+            skip = set() if through_global else self.global_inputs.get(n, set())
+            stack.extend(i for i in self.graph.nodes[n].inputs if i not in skip)
         return seen
 
 
@@ -104,6 +108,25 @@ def _resolve(value: Any, fields: dict[int, Field], shapes: dict[int, list]) -> A
     return value
 
 
+def _spatial_refs(value: Any, fields: dict[int, Field]) -> list[Ref]:
+    """The Refs with a known field, in the order ``OpCall.spatial`` lists their arguments."""
+    out: list[Ref] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, Ref):
+            if isinstance(fields.get(v.node), NodeField):
+                out.append(v)
+        elif isinstance(v, (list, tuple)):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+
+    walk(value)
+    return out
+
+
 def _input_field(node: OpNode) -> NodeField:
     shape = node.out_shape or (1, 1)
     return NodeField(G.input_axis(int(shape[-2])), G.input_axis(int(shape[-1])), L.canonical(shape))
@@ -121,6 +144,7 @@ def propagate(graph: CapturedGraph) -> Propagation:
     shapes: dict[int, list] = {}
     unsupported: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     reasons: dict[str, str] = {}
+    global_inputs: dict[int, set[int]] = {}
     for node in graph.nodes:
         shapes[node.id] = node.out_shapes or [node.out_shape]
         if node.kind == "input":
@@ -138,12 +162,15 @@ def propagate(graph: CapturedGraph) -> Propagation:
         try:
             if handler is None:
                 raise HandlerError("no handler")
-            fields[node.id] = handler(call)
+            fields[node.id] = result = handler(call)
+            if isinstance(result, NodeField) and result.global_args:
+                refs = _spatial_refs((node.args, node.kwargs), fields)
+                global_inputs[node.id] = {refs[k].node for k in result.global_args if k < len(refs)}
         except HandlerError as exc:
             unsupported[node.kind][node.module or "<root>"] += 1
             reasons.setdefault(node.kind, str(exc))
             fields[node.id] = Unknown(node.kind, node.module, str(exc))
-    result = Propagation(graph, fields, {k: dict(v) for k, v in unsupported.items()}, reasons)
+    result = Propagation(graph, fields, {k: dict(v) for k, v in unsupported.items()}, reasons, global_inputs=global_inputs)
     for kind, where in result.unsupported.items():
         modules = ", ".join(sorted(where)[:3]) + (" …" if len(where) > 3 else "")
         why = "" if reasons[kind] == "no handler" else f" — {reasons[kind]}"

@@ -58,7 +58,8 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
         xs = ins(node)
         if not xs:
             continue
-        x, kind, shape = xs[0], node.kind, node.out_shape
+        x, kind = xs[0], node.kind
+        shape: tuple[int, ...] = node.out_shape or ()  # spatial nodes have a shape
         if kind in aten.CONV or kind in aten.CONV_TRANSPOSE:
             geo = aten.conv_args(kind, node.args, node.kwargs)
             if geo is None:
@@ -71,10 +72,12 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
                 # 'same' is asymmetric for even kernels: let PyTorch place it as the model did
                 y = F.conv2d(x, kernel, None, geo.stride, raw if isinstance(raw, str) else geo.padding, geo.dilation)
         elif kind in aten.POOL:
-            geo = aten.pool_args(kind, node.args, node.kwargs)
-            kernel = torch.ones(1, 1, *geo.kernel, dtype=image.dtype)
-            y = F.conv2d(x, kernel, None, geo.stride, geo.padding, geo.dilation)  # a pool with equal weights sums its window
-            whole = [int(shape[a]) == 1 and geo.padding[a] == 0 and x.shape[a] > 1 for a in (-2, -1)]
+            pool = aten.pool_args(kind, node.args, node.kwargs)
+            if pool is None:
+                raise FieldMapUnsupported(f"{kind} in {node.module or '<root>'}")
+            kernel = torch.ones(1, 1, *pool.kernel, dtype=image.dtype)
+            y = F.conv2d(x, kernel, None, pool.stride, pool.padding, pool.dilation)  # a pool with equal weights sums its window
+            whole = [int(shape[a]) == 1 and pool.padding[a] == 0 and x.shape[a] > 1 for a in (-2, -1)]
             if any(whole):  # a pool over the whole map (F.avg_pool2d(x, x.shape[2:])) is global: not drawn
                 y = y * 0.0
         elif kind in aten.ADAPTIVE_POOL:

@@ -37,6 +37,9 @@ class NodeField:
     w: AxisField
     dims: L.Dims = ()
     phase: tuple[Phase, Phase] = (None, None)
+    # indices (in ``OpCall.spatial`` order) of inputs this op mixed over all their positions (the keys and
+    # values of global attention): their own stride does not reach the output as a feature grid
+    global_args: frozenset = frozenset()
 
     @property
     def axes(self) -> tuple[AxisField, AxisField]:
@@ -314,11 +317,12 @@ def merge(call: OpCall) -> Optional[NodeField]:
     spatial = call.spatial
     if not spatial or call.out_shape is None:
         return None
-    inputs = []
+    inputs: list[tuple[NodeField, L.Dims, tuple[int, ...]]] = []
     for s in spatial:
-        d = L.fit(s.field.dims, s.shape)  # type: ignore[union-attr]
+        assert s.field is not None  # call.spatial holds the inputs that carry a field
+        d = L.fit(s.field.dims, s.shape)
         if d is None:
-            raise HandlerError(f"layout {s.field.dims} does not match the shape {s.shape}")  # type: ignore[union-attr]
+            raise HandlerError(f"layout {s.field.dims} does not match the shape {s.shape}")
         inputs.append((s.field, d, tuple(s.shape)))
     out_shape = tuple(int(s) for s in call.out_shape)
     fields = [f for f, _, _ in inputs]
@@ -338,9 +342,11 @@ def merge(call: OpCall) -> Optional[NodeField]:
             extra = (("+", before, 0),) + tokens[0]
     elif call.kind == "aten.stack":
         dim = int(call.arg(1, "dim", 0)) % (len(out_shape))
-        inputs = [(f, d[:dim] + ((None, len(spatial), 0),) + d[dim:], out_shape) for f, d, _ in inputs]
+        # the new dim is one plain Dim (a tuple of factors), not a bare factor
+        inputs = [(f, d[:dim] + (L.plain(len(spatial)),) + d[dim:], out_shape) for f, d, _ in inputs]
         dims = _out_dims(inputs, out_shape)
-        return NodeField(*_merge_axes([f.axes for f in fields]), dims=L.normalize(dims))
+        merged = _merge_axes([f.axes for f in fields])
+        return NodeField(merged[0], merged[1], dims=L.normalize(dims))
     dims = _out_dims(inputs, out_shape, skip)
     if extra:
         dims = dims[:skip] + (L.normalize((extra,))[0],) + dims[skip + 1 :]
@@ -691,6 +697,7 @@ def matmul(call: OpCall) -> Optional[NodeField]:
         return None
     ops, subs, out = _matmul_spec(call)
     data = []
+    args: list[TensorArg] = []
     for t, s in zip(ops, subs):
         if not isinstance(t, TensorArg) or t.field is None:
             continue
@@ -698,9 +705,11 @@ def matmul(call: OpCall) -> Optional[NodeField]:
         if d is None or len(d) != len(s):
             raise HandlerError(f"layout {t.field.dims} does not match the shape {t.shape}")
         data.append((t.field, d, s, tuple(t.shape)))
+        args.append(t)
     # the primary operand: the first whose kept dims hold positions; its positions are the output's
     primary = next((i for i, (_, d, s, _) in enumerate(data) if any(L.has_positions(dd) and c in out for dd, c in zip(d, s))), None)
     parts: list[list[AxisField]] = []
+    whole: set[int] = set()  # operands (in ``data`` order) mixed over all their positions
     letter_dims: dict[str, L.Dim] = {}
     for i, (f, d, s, shape) in enumerate(data):
         gone = [dd for dd, c in zip(d, s) if c not in out]
@@ -717,21 +726,27 @@ def matmul(call: OpCall) -> Optional[NodeField]:
                 continue  # the same positions paired (windows in the batch dim), not a cross product
             kept_as_keys.append(dd)
             letter_dims[c] = tuple((L.KEY_TAGS.get(t, t), n, st) for t, n, st in dd)
-        parts.append(_pooled(f, gone + kept_as_keys) if i != primary else _pooled(f, gone))
+        pooled = _pooled(f, gone + kept_as_keys) if i != primary else _pooled(f, gone)
+        if i != primary and all(not p.finite for p in pooled) and any(a.finite for a in f.axes):
+            whole.add(i)
+        parts.append(pooled)
     dims = []
     for c in out:
-        d = letter_dims.get(c)
-        if d is None:
+        known = letter_dims.get(c)
+        if known is None:
             size = next((int(sh[s.index(c)]) for _, _, s, sh in data if c in s), None)
             if size is None:
                 size = next(int(t.shape[sb.index(c)]) for t, sb in zip(ops, subs) if isinstance(t, TensorArg) and c in sb)
-            d = L.plain(size)
-        dims.append(d)
+            known = L.plain(size)
+        out_dims.append(known)
+    dims = out_dims
     axes = _merge_axes(parts)
     if call.out_shape is not None and len(call.out_shape) != len(dims):
         raise HandlerError(f"einsum output rank {len(dims)} does not match {call.out_shape}")
     new = L.fit(tuple(dims), call.out_shape) if call.out_shape is not None else tuple(dims)
-    return _with(NodeField(axes[0], axes[1]), new)
+    index = {id(t): k for k, t in enumerate(spatial)}
+    result = _with(NodeField(axes[0], axes[1]), new)
+    return replace(result, global_args=frozenset(index[id(args[i])] for i in whole if id(args[i]) in index))
 
 
 @handles(*sorted(aten.SDPA))
@@ -740,6 +755,7 @@ def attention(call: OpCall) -> NodeField:
     keys and values enters pooled over the keys' positions (global, or the window's)."""
     q, k, v = (call.arg(i, n) for i, n in ((0, "query"), (1, "key"), (2, "value")))
     parts = []
+    whole: set[int] = set()
     qdims: Optional[L.Dims] = None
     for t in (q, k, v):
         if not isinstance(t, TensorArg) or t.field is None:
@@ -751,7 +767,10 @@ def attention(call: OpCall) -> NodeField:
             qdims = d
             parts.append(list(t.field.axes))
         else:
-            parts.append(_pooled(t.field, [d[-2]]))
+            pooled = _pooled(t.field, [d[-2]])
+            if all(not p.finite for p in pooled) and any(a.finite for a in t.field.axes):
+                whole.add(next(k for k, s in enumerate(call.spatial) if s is t))
+            parts.append(pooled)
     mask = call.arg(3, "attn_mask")
     if isinstance(mask, TensorArg) and mask.field is not None:
         raise HandlerError("an attention mask computed from the image is not modelled")
@@ -760,7 +779,7 @@ def attention(call: OpCall) -> NodeField:
     axes = _merge_axes(parts)
     out = call.out_shape
     dims = qdims[:-1] + (L.plain(int(out[-1])) if out else qdims[-1],)
-    return NodeField(axes[0], axes[1], L.normalize(dims))
+    return NodeField(axes[0], axes[1], L.normalize(dims), global_args=frozenset(whole))
 
 
 @handles(*sorted(aten.SOFTMAX))

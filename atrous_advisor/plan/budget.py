@@ -23,6 +23,7 @@ import re
 
 from atrous_advisor.numbers import shown
 from atrous_advisor.errors import InputError
+from atrous_advisor.report import format as fmt
 
 CONTEXT_RESERVE = 1 << 30
 ALLOCATOR_MARGIN = 0.10

@@ -228,8 +228,8 @@ def plan_model(
     crops = list(crops) if crops is not None else parse_crops(DEFAULT_CROPS)
     if image is not None:
         crops = [c for c in crops if c[0] <= image[0] and c[1] <= image[1]]
-        if tuple(image) not in crops:
-            crops.append(tuple(image))  # whole-image training is a candidate of its own
+        if (image[0], image[1]) not in crops:
+            crops.append((image[0], image[1]))  # whole-image training is a candidate of its own
     crops = sorted(set(crops), key=lambda c: (c[0] * c[1], c))
     usable = usable_bytes(budget)
     configs: list[Optional[int]] = list(strides) if strides else [None]
@@ -281,11 +281,11 @@ def plan_model(
         rows = _measure(model, opt, head, crops, batch, precision, fake_mode, tick)
         for crop, peak, parts, fmap, macs in rows:
             rates = scales = optimal = snippet = None
-            if head.kind == "aspp":
+            if head.kind == "aspp" and head.stride is not None:
                 report = advise_rates(crop, head.stride, branches=len(head.site.rates))
-                rates, optimal = [tuple(r) for r in report.suggested_rates], tuple(report.optimal_base_rate)
+                rates, optimal = list(report.suggested_rates), report.optimal_base_rate
                 snippet = _rate_fix(framework, head.site, rates)
-            elif head.kind == "ppm":
+            elif head.kind == "ppm" and head.stride is not None:
                 scales = list(advise_ppm(crop, head.stride, scales=head.site.scales).suggested_scales)
                 if fmap is not None:
                     at_crop = analyse_ppm_site(dataclasses.replace(head.site, feature_map=fmap), crop, framework)
@@ -308,6 +308,6 @@ def plan_model(
     return PlanReport(
         model=spec, memory_budget_bytes=budget, batch=batch, precision=precision,  # type: ignore[arg-type]
         candidates=candidates, recommended=recommended, usable_bytes=usable,
-        head="; ".join(dict.fromkeys(heads)), fix=fix, image=tuple(image) if image else None,
+        head="; ".join(dict.fromkeys(heads)), fix=fix, image=(image[0], image[1]) if image else None,
         notes=list(dict.fromkeys(notes)),
     )

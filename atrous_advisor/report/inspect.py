@@ -10,11 +10,8 @@ from atrous_advisor.report.inspect_models import InspectReport
 
 
 def _fmt(value, unit: str = "") -> str:
-    h, w = value
-    if h is None and w is None:
-        return "global"
-    f = lambda v: "global" if v is None else f"{round(v, 1):g}"  # noqa: E731
-    return (f(h) if h == w else f"{f(h)}×{f(w)}") + unit
+    """A per-axis pair as every command writes it, to one decimal; ``global`` for an axis with no finite field."""
+    return fmt.pair(value, unit, digits=1)
 
 
 def _si(n: int) -> str:
