@@ -26,7 +26,7 @@ def inspect_model(
     *,
     kwargs: Optional[dict[str, Any]] = None,
     name: Optional[str] = None,
-    layers: bool = False,
+    layers: bool = True,
     field_map: Optional[Union[str, Path]] = None,
     capture: Optional[str] = None,
 ) -> InspectReport:
@@ -36,9 +36,9 @@ def inspect_model(
     as the CLI takes it (``path/file.py[:name]``, ``package.module:callable`` built with ``kwargs``).
     A live model is analysed on a copy on the meta device: no memory, no weights read, and the model's
     parameters, device and training mode are left as they are. ``name`` is the report's ``model`` field
-    (default: the class's qualified name). ``layers`` fills the per-layer field table; ``field_map``
-    draws the centre output's field to that PNG; ``capture`` is "export" or "dispatch" (default: the
-    CLI's, so both report the same).
+    (default: the class's qualified name). ``layers=False`` leaves out the per-layer field table that
+    the CLI's JSON has; ``field_map`` draws the centre output's field to that PNG; ``capture`` is "export"
+    or "dispatch" (default: the CLI's, so both report the same).
     """
     from atrous_advisor.graph.loading import _torch
 
@@ -46,12 +46,13 @@ def inspect_model(
     from atrous_advisor.graph.inspection import inspect_model as inspect_spec
 
     crop_pair = parse_crop(crop)
-    capture_option = {} if capture is None else {"prefer": capture}
+    capture_option: dict[str, Any] = {} if capture is None else {"prefer": capture}
     if capture is not None and capture not in ("export", "dispatch"):
         raise InputError(f"capture {capture!r}: expected 'export' or 'dispatch'")
     field_map = Path(field_map) if field_map is not None else None
     if isinstance(model, str):
-        report = inspect_spec(model, crop_pair, kwargs, layers=layers, field_map=field_map, **capture_option)
+        report = inspect_spec(model, crop_pair, kwargs, layers=layers,
+                              field_map=Path(field_map) if field_map is not None else None, **capture_option)
         return report if name is None else report.model_copy(update={"model": name})
     if not isinstance(model, torch.nn.Module):
         raise InputError(f"model: expected a torch.nn.Module or a spec string, got {type(model).__name__}")
@@ -81,8 +82,8 @@ def lint_paths(
     the working directory), as for the CLI. Paths in the report are relative to the working directory.
     """
     from atrous_advisor.configs.engine import lint_paths as run_lint
-    from atrous_advisor.configs.fixes import would_fix
-    from atrous_advisor.report.lint import build_report
+    from atrous_advisor.configs.result import build_report
+    from atrous_advisor.configs.writing import fixable
     from atrous_advisor.configs.settings import check_codes, find_settings
 
     if isinstance(paths, (str, Path)):
@@ -96,5 +97,4 @@ def lint_paths(
     check_codes(ignored or (), "ignore")
     settings = found.override(crop=parse_crop(crop) if crop is not None else None, select=selected, ignore=ignored)
     run = run_lint([Path(p) for p in paths], settings, roots=[Path(r) for r in roots])
-    texts: dict = {}
-    return build_report(run, lambda result, d: would_fix(result, d, texts))
+    return build_report(run, fixable(run, settings))

@@ -2,8 +2,9 @@
 
 Every write goes to a temporary file in the same folder, is flushed to disk (fsync) and then renamed over
 the old file in one step: a kill, a full disk or a power loss leaves the old content or the new, never a mix.
-The temporary names are ``.NAME.tmpPID[.SUFFIX]``, so a temp file left by a killed process can be recognised
-(its PID no longer runs) and removed by :func:`remove_stale_temp_files`.
+The temporary names are ``.NAME.atrous-tmpPID[.SUFFIX]``, so a temp file left by a killed process can be
+recognised (this tool's marker, and its PID no longer runs) and removed by :func:`remove_stale_temp_files`
+without ever taking a file of the user's for one.
 """
 
 from __future__ import annotations
@@ -14,16 +15,29 @@ import re
 import stat
 import tempfile
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
+TEMP_MARK = ".atrous-tmp"
+_TEMP = re.compile(r"^\.(?P<name>.+)\.atrous-tmp(?P<pid>\d+)(?P<suffix>\.[^.]*)?$")
 
 
 class FileChangedError(Exception):
     """The file is no longer what was read: someone else wrote it in the meantime."""
+
+
+@lru_cache(maxsize=4096)
+def _normalised(absolute: str) -> Path:
+    return Path(os.path.normpath(absolute))
+
+
+def canonical(path: "os.PathLike[str] | str") -> Path:
+    """The absolute, normalised path used as a cache key (like mmengine's ``osp.abspath``; no syscalls)."""
+    text = os.fspath(path)
+    return _normalised(text if os.path.isabs(text) else os.path.join(os.getcwd(), text))
 
 
 def sha256(data: bytes) -> str:
@@ -61,7 +75,7 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.stem}{TEMP_MARK}{os.getpid()}{path.suffix}")
     try:
         yield tmp
         _fsync_file(tmp)  # data on disk before the rename: a power loss must not leave an empty new file
@@ -81,7 +95,7 @@ def replace_contents(path: PathLike, data: bytes, expected_sha256: Optional[str]
     """
     target = Path(os.path.realpath(path))
     before = os.stat(target)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    tmp = target.with_name(f".{target.name}{TEMP_MARK}{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -119,7 +133,8 @@ def remove_stale_temp_files(folder: PathLike, recursive: bool = False) -> list[P
     if not folder.is_dir():
         return []
     removed = []
-    for candidate in folder.rglob(".*.tmp*") if recursive else folder.glob(".*.tmp*"):
+    pattern = f".*{TEMP_MARK}*"
+    for candidate in folder.rglob(pattern) if recursive else folder.glob(pattern):
         match = _TEMP.match(candidate.name)
         if match is None or not candidate.is_file() or candidate.is_symlink():
             continue

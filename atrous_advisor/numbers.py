@@ -4,8 +4,8 @@ Every command-line option and every config reader turns user-given numbers into 
 that every bad value gets the same kind of one-line message naming the option or key, and no value can make
 the tool hang or fail inside: the bounds below are the documented caps (docs/reliability.md).
 
-- Digits are ASCII only. Python's ``int()`` also reads Unicode digits such as ``٣`` and ``３`` (and ``'²'.isdigit()`` is true);
-  a config linter or a crop must not silently accept a look-alike.
+- Digits are ASCII only. Python's ``int()`` also reads Unicode digits such as ``٣`` and ``３`` (and
+  ``'²'.isdigit()`` is true); a config linter or a crop must not silently accept a look-alike.
 - A number is rejected by its length before it is converted: Python refuses to convert strings of more than
   4,300 digits (``ValueError``), and far shorter ones are already outside every cap.
 """
@@ -47,7 +47,7 @@ SEED = Cap(0, 2**32 - 1, "a seed")  # numpy's seeds are 32-bit
 COUNT = Cap(1, 10_000_000, "a count")  # images, steps
 BATCH = Cap(1, 65_536, "a batch size")
 REPEATS = Cap(1, 1_000, "a number of seeds")
-WORKERS = Cap(0, 1_024, "a number of processes")
+WORKERS = Cap(0, 64, "a number of processes")  # each one imports torch: hundreds exhaust memory
 CLASSES = Cap(1, 65_536, "a number of classes")  # masks are 8- or 16-bit PNGs
 LABEL = Cap(0, 65_535, "a mask value")
 CHECKPOINT_EVERY = Cap(0, 10_000_000, "a number of steps")
@@ -63,7 +63,10 @@ _PAIR = re.compile(r"\s*[x×X,]\s*")
 
 def shown(text: Any, limit: int = 24) -> str:
     """A value as quoted in a message: long input is cut, so one bad value stays one readable line."""
-    text = repr(text)
+    try:
+        text = repr(text)
+    except ValueError:  # an int past Python's 4,300-digit limit cannot even be printed
+        return "<an integer of more than 4300 digits>"
     return text if len(text) <= limit else text[: limit - 2] + "…" + text[-1]
 
 
@@ -98,10 +101,11 @@ def parse_int(text: Union[str, int], name: str, cap: Cap) -> int:
     digits = raw.lstrip("+-").lstrip("0") or "0"
     if len(digits) > len(str(max(abs(cap.low), abs(cap.high)))):  # refused before int() sees 5,000 digits
         raise InputError(f"{name} {shown(text)}: out of range: expected {cap.describe()}")
-    problem = int_problem(int(raw), cap)
+    value = -int(digits) if raw.startswith("-") else int(digits)  # leading zeros dropped: "000…08" is 8
+    problem = int_problem(value, cap)
     if problem:
         raise InputError(f"{name} {shown(text)}: {problem}")
-    return int(raw)
+    return value
 
 
 def parse_int_list(text: str, name: str, cap: Cap, max_items: int = MAX_LIST) -> tuple[int, ...]:

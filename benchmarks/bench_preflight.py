@@ -1,11 +1,13 @@
 """The training pre-flight check: what it costs once, and that training after it runs at the same speed.
 
 1. Check time: ``atrous_advisor.integrations._check.preflight`` (meta copy + inspect) on real models at a
-   real crop, with the ``dispatch`` capture the integrations use and with ``export`` (the CLI default).
+   real crop, with the ``dispatch`` capture (the default of the CLI and the integrations) and with ``export``.
    The first call in a process also pays for importing the graph code; it is reported separately.
 2. Training speed after the check: a Lightning ``Trainer`` trains the same tiny ASPP net (tests/tiny_seg.py)
-   with and without ``AtrousAdvisorCallback``, interleaved over ``--repeats`` rounds; the median seconds
-   per step after the first two steps (the check runs before step 0) and their ratio.
+   with and without ``AtrousAdvisorCallback``, interleaved over ``--train-repeats`` rounds (alternating
+   which goes first); the median seconds per step after the first two steps (the check runs before step 0)
+   and their ratio. Whole Trainer runs are noisy on a busy machine, so also:
+3. Same process: plain PyTorch steps of that net timed just before and just after a check, repeated.
 
 Models (random weights, nothing downloaded):
   tiny-aspp     tests/tiny_seg.py TinyASPPNet at 128 px
@@ -105,16 +107,43 @@ def training_overhead(repeats: int, steps: int) -> dict:
         return (later[-1] - later[0]) / (len(later) - 1)
 
     run(True)  # warm-up: imports, first allocations
-    per = {"without": [], "with": []}
-    for _ in range(repeats):
-        per["without"].append(run(False))
-        per["with"].append(run(True))
+    per: dict[str, list[float]] = {"without": [], "with": []}
+    for i in range(repeats):  # alternate which goes first, so a drift on a busy machine hits both alike
+        for with_check in ((False, True) if i % 2 == 0 else (True, False)):
+            per["with" if with_check else "without"].append(run(with_check))
     med = {k: statistics.median(v) for k, v in per.items()}
     return {"steps": steps, "repeats": repeats,
             "median_step_s_without": round(med["without"], 4), "median_step_s_with": round(med["with"], 4),
             "range_step_s_without": [round(min(per["without"]), 4), round(max(per["without"]), 4)],
             "range_step_s_with": [round(min(per["with"]), 4), round(max(per["with"]), 4)],
             "ratio_with_over_without": round(med["with"] / med["without"], 3)}
+
+
+def same_process(repeats: int, steps: int) -> dict:
+    """Plain PyTorch steps of the tiny net just before and just after a check, in one process."""
+    import torch.nn.functional as F
+
+    model = tiny_seg.TinyASPPNet(tiny_seg.GOOD_RATES)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = tiny_seg.random_batch(2)
+
+    def step_time() -> float:
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+        return (time.perf_counter() - start) / steps
+
+    step_time()
+    before, after = [], []
+    for _ in range(repeats):
+        before.append(step_time())
+        preflight(model, (tiny_seg.CROP, tiny_seg.CROP))
+        after.append(step_time())
+    b, a = statistics.median(before), statistics.median(after)
+    return {"steps": steps, "repeats": repeats, "median_step_s_before_check": round(b, 4),
+            "median_step_s_after_check": round(a, 4), "ratio_after_over_before": round(a / b, 3)}
 
 
 def main() -> None:
@@ -130,15 +159,18 @@ def main() -> None:
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     machine = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-               "threads": args.threads, "torch": torch.__version__}
+               "threads": args.threads, "torch": torch.__version__,
+               "load_average_1min": round(os.getloadavg()[0], 1)}
     result = {"machine": machine, "repeats": args.repeats, "check": check_times(args.repeats),
-              "training": training_overhead(args.train_repeats, args.steps)}
+              "training": training_overhead(args.train_repeats, args.steps),
+              "same_process": same_process(args.train_repeats, args.steps)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         for row in result["check"]:
             print(row)
         print(result["training"])
+        print(result["same_process"])
         print(machine)
 
 

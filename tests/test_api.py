@@ -84,7 +84,7 @@ def test_inspect_model_on_a_live_model_matches_the_spec_and_leaves_it_alone(run_
         p.grad = torch.ones_like(p)
     before = {k: v.clone() for k, v in model.state_dict().items()}
 
-    live = aa.inspect_model(torch.nn.DataParallel(model), "128x192", layers=True)
+    live = aa.inspect_model(torch.nn.DataParallel(model), "128x192")
 
     assert model.training and all(p.device.type == "cpu" for p in model.parameters())
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -37,9 +37,10 @@ def test_fsync_and_a_dead_writers_temp_file_is_recognised(tmp_path):
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(dead.stdout)
-    stale = [tmp_path / f".cfg.py.tmp{pid}", tmp_path / f".results.tmp{pid}.json"]
-    live = tmp_path / f".cfg.py.tmp{os.getpid()}"  # this process is still writing it
-    mine = [tmp_path / "notes.tmp1", tmp_path / ".hidden", tmp_path / "cfg.py"]  # not our temp names
+    stale = [tmp_path / f".cfg.py.atrous-tmp{pid}", tmp_path / f".results.atrous-tmp{pid}.json"]
+    live = tmp_path / f".cfg.py.atrous-tmp{os.getpid()}"  # this process is still writing it
+    # not this tool's temp names, however alike: the user's own files
+    mine = [tmp_path / f".cfg.py.tmp{pid}", tmp_path / "notes.atrous-tmp1", tmp_path / ".hidden", tmp_path / "cfg.py"]
     for p in stale + [live] + mine:
         p.write_text("x")
     assert sorted(remove_stale_temp_files(tmp_path)) == sorted(stale)

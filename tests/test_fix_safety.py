@@ -43,7 +43,7 @@ def cli(*args: str, cwd: Path, **kwargs) -> subprocess.CompletedProcess:
 
 
 def temp_files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if ".tmp" in p.name)
+    return sorted(p.name for p in folder.iterdir() if ".atrous-tmp" in p.name)
 
 
 # --------------------------------------------------------------------------------------------- faults

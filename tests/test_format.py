@@ -41,10 +41,11 @@ def test_every_result_model_shares_the_base():
     import atrous_advisor.report.inspect_models as inspect
     import atrous_advisor.report.lint_models as lint
     import atrous_advisor.report.models as rate
+    import atrous_advisor.report.plan_models as plan
     import atrous_advisor.report.validate_models as validate
     from pydantic import BaseModel
 
-    for module in (erf, inspect, lint, rate, validate):
+    for module in (erf, inspect, lint, plan, rate, validate):
         models = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, BaseModel)
                   and v.__module__ == module.__name__]
         assert models and all(issubclass(m, ResultModel) for m in models), module.__name__

@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 
 from fuzz_support import (
     CONFIG_SUFFIXES, FIXTURES, TINY_MODEL, any_config, config_file, describe, invoke, json_text, mutated_fixture,
-    number_text,
+    number_text, option_text,
 )
 
-FAST = settings(max_examples=40, deadline=None, derandomize=True,
+FAST = settings(max_examples=30, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-MODEL = settings(max_examples=6, deadline=None, derandomize=True,
+MODEL = settings(max_examples=5, deadline=None, derandomize=True,
                  suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
@@ -202,6 +202,7 @@ _MODEL_OPTIONS = {
                  "--workers", "--scale-range", "--lr", "--sweep", "--scales", "--checkpoint-every", "--kwargs",
                  "--weights", "--out"],
     "synth": ["--size", "--train", "--val", "--classes", "--seed"],
+    "plan": ["--memory", "--batch", "--crops", "--strides", "--image", "--kwargs"],
 }
 
 
@@ -226,7 +227,7 @@ def test_model_commands_refuse_bad_values(app, runner, sandbox, tiny_data, data,
     elif option in ("--counter", "--capture", "--device"):
         value = data.draw(st.sampled_from(["", "x", "cuda:99", "FAST", "meta"]))
     else:
-        value = data.draw(number_text())
+        value = data.draw(option_text(option))
     out = sandbox / "out"
     shutil.rmtree(out, ignore_errors=True)
     defaults = {
@@ -235,11 +236,12 @@ def test_model_commands_refuse_bad_values(app, runner, sandbox, tiny_data, data,
         "validate": [str(TINY_MODEL), "--data", str(tiny_data), "--crop", "64", "--steps", "1", "--batch-size", "1",
                      "--out", str(out / "v"), "--kwargs", '{"num_classes": 3}'],
         "synth": [str(out / "data"), "--size", "32", "--train", "1", "--val", "1"],
+        "plan": [str(TINY_MODEL), "--memory", "1GiB", "--batch", "1", "--crops", "64"],
     }[command]
     args = [command, *defaults, option, value] + (["--json"] if as_json and command != "synth" else [])
     allowed = [out] + ([Path(value)] if option in ("--out", "--field-map") else [])
     outcome = invoke(runner, app, args, json_mode=as_json and command != "synth", watch=[sandbox],
-                     allowed=allowed, seconds=60)
+                     allowed=allowed, seconds=120)
     assert_clean(outcome)
 
 
@@ -291,3 +293,27 @@ def test_user_code_prints_do_not_break_json(app, runner, sandbox, tiny_data, com
                     allowed=[out], seconds=120)
     assert exited.exit_code == 2 and "the builder gave up" in exited.stderr, describe(exited)
     assert [p for p in exited.problems if "stderr lines" not in p] == [], describe(exited)
+
+
+def test_bad_files_in_validate_are_one_line(app, runner, sandbox, tiny_data, monkeypatch):
+    """An empty --weights file, a torn checkpoint left by a crash, a decompression bomb among the masks."""
+    from PIL import Image
+
+    base = ["validate", str(TINY_MODEL), "--data", str(tiny_data), "--crop", "64", "--steps", "1", "--batch-size", "1",
+            "--kwargs", '{"num_classes": 3}']
+    out = sandbox / "bad-files"
+    shutil.rmtree(out, ignore_errors=True)
+    (sandbox / "empty.pt").write_bytes(b"")
+    empty = invoke(runner, app, [*base, "--out", str(out / "a"), "--weights", str(sandbox / "empty.pt")], allowed=[out],
+                   seconds=120)
+    assert empty.exit_code == 2 and empty.clean and "--weights" in empty.stderr, describe(empty)
+
+    torn = out / "b" / "checkpoints" / "current-seed0.pt"
+    torn.parent.mkdir(parents=True)
+    torn.write_bytes(b"PK\x03\x04 cut short by a crash")
+    resumed = invoke(runner, app, [*base, "--out", str(out / "b"), "--json"], json_mode=True, allowed=[out], seconds=120)
+    assert resumed.exit_code == 0 and resumed.clean, describe(resumed)
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 64×64 mask is then past PIL's bomb limit (2×)
+    bomb = invoke(runner, app, [*base, "--out", str(out / "c")], allowed=[out], seconds=120)
+    assert bomb.exit_code == 2 and bomb.clean and "DecompressionBombError" in bomb.stderr, describe(bomb)

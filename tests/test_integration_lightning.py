@@ -12,7 +12,7 @@ L = pytest.importorskip("lightning.pytorch")
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 import tiny_seg  # noqa: E402
-from atrous_advisor.errors import RetuneRequired  # noqa: E402
+from atrous_advisor.errors import InputError, RetuneRequired  # noqa: E402
 from atrous_advisor.integrations.lightning import AtrousAdvisorCallback  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -74,11 +74,12 @@ def test_verdict_in_lightnings_log_crop_from_the_first_batch(lightning_log):
     assert "fix: use rates (2, 4, 6)" in text
 
 
-def test_strict_stops_before_the_first_optimizer_step(lightning_log):
+@pytest.mark.parametrize("crop", [None, tiny_seg.CROP], ids=["crop-from-batch", "crop-given"])
+def test_strict_stops_before_the_first_optimizer_step(lightning_log, crop):
     torch.set_num_threads(1)
     model = TinyModule(tiny_seg.BAD_RATES)
     before = tiny_seg.snapshot(model)
-    trainer = _trainer(AtrousAdvisorCallback(strict=True))
+    trainer = _trainer(AtrousAdvisorCallback(crop=crop, strict=True))
     with pytest.raises(RetuneRequired, match="1 head to retune"):
         trainer.fit(model, _loader())
     assert trainer.global_step == 0
@@ -112,3 +113,16 @@ def test_a_head_inspect_cannot_assess_is_unknown_and_strict_does_not_stop(lightn
     text = "\n".join(lightning_log)
     assert "1 head could not be checked; no advice given" in text
     assert "grid_sampler_2d" in text and "fix" not in text and "retune" not in text
+
+
+def test_bad_arguments_fail_when_the_callback_is_built():
+    with pytest.raises(InputError, match="capture 'trace'"):
+        AtrousAdvisorCallback(capture="trace")
+    with pytest.raises(InputError, match="crop"):
+        AtrousAdvisorCallback(crop=(512, 512, 3))
+
+
+def test_a_wrong_submodule_name_is_one_clear_error():
+    trainer = _trainer(AtrousAdvisorCallback(crop=tiny_seg.CROP, submodule="backbone"))
+    with pytest.raises(InputError, match="submodule 'backbone': TinyModule has no such submodule"):
+        trainer.fit(TinyModule(tiny_seg.GOOD_RATES), _loader())

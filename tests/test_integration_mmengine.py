@@ -146,3 +146,31 @@ def test_good_rates_pass_strict_with_the_crop_from_the_first_batch(tmp_path):
     assert runner.iter == 2
     assert _hook(runner).verdict.status == "ok"
     assert "atrous-advisor: TinySegmentor at crop 128: 1 head fits the crop" in _log_text(tmp_path)
+
+
+def test_crop_of_pipeline_follows_dataset_wrappers_as_configs_write_them():
+    from atrous_advisor.integrations.mmengine import crop_of_pipeline
+
+    leaf = dict(type="ADE20KDataset", pipeline=[
+        dict(type="LoadImageFromFile"), dict(type="RandomResize", scale=(2048, 512)),
+        dict(type="mmseg.RandomCrop", crop_size=(512, 1024), cat_max_ratio=0.75), dict(type="PackSegInputs"),
+    ])
+    assert crop_of_pipeline(leaf) == (512, 1024)
+    assert crop_of_pipeline(dict(type="RepeatDataset", times=2, dataset=leaf)) == (512, 1024)
+    square = dict(leaf, pipeline=[dict(type="RandomCrop", crop_size=640)])
+    assert crop_of_pipeline(dict(type="ConcatDataset", datasets=[square, square])) == (640, 640)
+    assert crop_of_pipeline(dict(type="ConcatDataset", datasets=[leaf, square])) is None  # they disagree
+    assert crop_of_pipeline(dict(type="X", pipeline=[dict(type="Resize", scale=(512, 512))])) is None
+
+
+def test_crop_of_batch_reads_the_image_layouts_frameworks_use():
+    from atrous_advisor.integrations._check import crop_of_batch
+
+    images = torch.zeros(2, 3, 64, 96)
+    assert crop_of_batch(images) == (64, 96)
+    assert crop_of_batch((images, torch.zeros(2, 64, 96, dtype=torch.long))) == (64, 96)
+    assert crop_of_batch({"labels": torch.zeros(2, 1, 8, 8), "pixel_values": images}) == (64, 96)
+    assert crop_of_batch({"inputs": [torch.zeros(3, 64, 96), torch.zeros(3, 64, 96)]}) == (64, 96)  # mmengine
+    assert crop_of_batch({"pixel_values": np.zeros((3, 32, 48))}, example=True) == (32, 48)
+    assert crop_of_batch({"pixel_values": np.zeros((3, 32, 48))}) is None  # in a batch, 3-D is not an image
+    assert crop_of_batch({"text": "no image"}) is None

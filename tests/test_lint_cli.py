@@ -32,13 +32,17 @@ def test_text_output_points_into_the_base_and_exits_1(run_cli, tree):
     result = run_cli("lint", ADE512)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("mmseg1x/_base_/models/deeplabv3_r50-d8.py:30:19: AA101 [*] ASPP rates (12, 24, 36)")
+    assert lines[0].startswith("mmseg1x/_base_/models/deeplabv3_r50-d8.py:30:19: AA101 ASPP rates (12, 24, 36)")
     assert lines[0].endswith(f"(in {ADE512})")
     # The r101 config inherits the named r50 config, so it is linted too: the same base line, its own crop.
     assert lines[1].endswith("(in mmseg1x/deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py)")
-    # ... but --fix does not rewrite a config that was only found through inheritance: no [*] for it.
+    # --fix does not rewrite a config that was only found through inheritance, nor (without --fix-inherited)
+    # the r50 config that r101 inherits: no [*] for either.
     assert " AA101 ASPP rates" in lines[1]
-    assert lines[-1] == "Found 2 problems in 2 of 2 configs (1 fixable with --fix)."
+    assert lines[-1] == "Found 2 problems in 2 of 2 configs."
+    # the r101 config is inherited by none: its finding is marked fixable
+    alone = run_cli("lint", "mmseg1x/deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py").stdout
+    assert "[*]" in alone and "fixable with --fix" in alone
 
 
 def test_clean_config_exits_0(run_cli, tree):
@@ -55,13 +59,17 @@ def test_json_contract(run_cli, tree):
     assert set(report) == {"configs", "errors", "skipped", "summary"}
     by_path = {c["path"]: c for c in report["configs"]}
     ade = by_path[ADE512]
-    assert set(ade) == {"path", "framework", "crop", "output_stride", "aspp_rates", "pool_scales", "checked", "gaps",
-                        "supplied", "diagnostics"}
+    assert set(ade) == {"path", "framework", "crop", "output_stride", "aspp_rates", "pool_scales", "aspp_heads",
+                        "checked", "gaps", "supplied", "diagnostics"}
+    assert ade["aspp_heads"] == [{"head": "ASPPHead", "rates": [12, 24, 36], "output_stride": 8}]
     assert (ade["framework"], ade["checked"], ade["gaps"], ade["supplied"]) == ("mmseg", "full", [], {})
     assert (ade["crop"], ade["output_stride"], ade["aspp_rates"], ade["pool_scales"]) == ([512, 512], 8, [12, 24, 36], None)
     (diag,) = ade["diagnostics"]
     assert diag == {**diag, "code": "AA101", "path": "mmseg1x/_base_/models/deeplabv3_r50-d8.py", "line": 30, "col": 19}
-    assert set(diag) == {"code", "path", "line", "col", "message", "fixable"} and diag["fixable"]
+    assert set(diag) == {"code", "path", "line", "col", "message", "fixable"}
+    assert not diag["fixable"]  # the r101 config inherits this one: --fix leaves it (see --fix-inherited)
+    (psp,) = by_path["mmseg1x/pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py"]["diagnostics"]
+    assert psp["fixable"]
     assert by_path["mmseg1x/unet/deeplabv3_unet-s5-d16_4xb4-40k_hrf-256x256.py"]["output_stride"] == 1
     assert by_path["mmseg1x/pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py"]["pool_scales"] == [1, 2, 3, 6]
     (error,) = report["errors"]
@@ -382,7 +390,8 @@ def test_summary_counts_files_not_errors():
     import io
 
     from atrous_advisor.configs.engine import LintError, LintRun
-    from atrous_advisor.report.lint import build_report, render_text
+    from atrous_advisor.configs.result import build_report
+    from atrous_advisor.report.lint import render_text
 
     run = LintRun(errors=[LintError(Path("a.py"), "a.py: crop differs"), LintError(Path("a.py"), "a.py: rates differ"),
                           LintError(Path("b.py"), "b.py: syntax error")])

@@ -46,7 +46,7 @@ def test_a_named_lazyconfig_is_said_in_one_line_and_never_all_checks_passed(run_
     result = run_cli("lint", str(LAZY.relative_to(FIXTURES)))
     assert result.exit_code == 0
     assert result.stderr == f"{LAZY.relative_to(FIXTURES)}: skipped: a Detectron2 LazyConfig (Python); atrous-advisor reads Detectron2's YAML configs\n"
-    assert "All checks passed" not in result.stdout and "1 file skipped as not configs" in result.stdout
+    assert "All checks passed" not in result.stdout and "1 file skipped." in result.stdout
     report = json.loads(run_cli("lint", "--json", str(LAZY.relative_to(FIXTURES))).stdout)
     assert report["skipped"] == [{"path": str(LAZY.relative_to(FIXTURES)), "what": report["skipped"][0]["what"], "named": True, "special": False, "recognised": True}]
     assert report["summary"]["passed"] is False
@@ -261,3 +261,77 @@ def test_an_unknown_read_base_import_is_an_error_naming_the_line(tmp_path):
     run = lint_paths([leaf], Settings())
     (error,) = run.errors
     assert "leaf.py:4: read_base() imports 'missing.py', not found" in error.message
+
+
+def test_paddleseg_pooling_heads_on_stdc_and_resnet(tmp_path):
+    base = (PADDLE / "_base_/cityscapes.yml").resolve()
+    liteseg = tmp_path / "pp_liteseg_stdc2.yml"
+    liteseg.write_text(f"_base_: '{base}'\nmodel:\n  type: PPLiteSeg\n  backbone:\n    type: STDC2\n  num_classes: 19\n")
+    ann = tmp_path / "ann_r50.yml"
+    ann.write_text(f"_base_: '{base}'\nmodel:\n  type: ANN\n  backbone:\n    type: ResNet50_vd\n    output_stride: 8\n"
+                   "  backbone_indices: [2, 3]\n  psp_size: [1, 3, 6, 8]\n")
+    by_name = {r.path.name: r.facts for r in lint_paths([liteseg, ann], Settings()).results}
+    lite, annf = by_name["pp_liteseg_stdc2.yml"].ppm, by_name["ann_r50.yml"].ppm
+    # STDC's last feature is at stride 32; PP-LiteSeg's default bins (1, 2, 4)
+    assert (lite.scales, lite.stride, lite.key, lite.is_default) == ((1, 2, 4), 32, "cm_bin_sizes", True)
+    assert (annf.scales, annf.stride, annf.key) == ((1, 3, 6, 8), 8, "psp_size")
+
+
+def test_a_config_without_a_dataloader_asks_for_the_crop_and_takes_it_from_the_flag(run_cli, tmp_path, monkeypatch):
+    """The issue's case: backbone and ASPP head, no train_dataloader: AA002 names the crop; --crop 512 checks it."""
+    monkeypatch.chdir(tmp_path)
+    model = (FIXTURES / "mmseg1x/_base_/models/deeplabv3_r50-d8.py").resolve()
+    (tmp_path / "cfg.py").write_text(f"_base_ = [{str(model)!r}]\n")
+    plain_run = run_cli("lint", "cfg.py")
+    assert plain_run.exit_code == 1 and "All checks passed" not in plain_run.stdout
+    assert "AA002 ASPPHead rates (12, 24, 36) not checked: the training crop is unknown (no training dataset" in plain_run.stdout
+    flagged = json.loads(run_cli("lint", "--json", "--crop", "512", "cfg.py").stdout)["configs"][0]
+    assert [d["code"] for d in flagged["diagnostics"]] == ["AA101"] and flagged["supplied"] == {"crop": "--crop"}
+
+
+def test_a_changed_new_style_base_lints_configs_that_import_it_through_another_config(tmp_path):
+    import shutil
+
+    shutil.copytree(NEW, tmp_path / "configs")
+    child = tmp_path / "configs/deeplabv3plus/child_r101.py"  # imports a leaf, never names a _base_ file
+    child.write_text("from mmengine.config import read_base\n\nwith read_base():\n"
+                     "    from .deeplabv3plus_r50_d8_4xb2_40k_cityscapes_512x1024 import *\n\n"
+                     "model.update(backbone=dict(depth=101))\n")
+    run = lint_paths([tmp_path / "configs/_base_/models/deeplabv3plus_r50_d8.py"], Settings())
+    assert {r.path.name for r in run.results} == {NEW_512.name, NEW_769.name, "child_r101.py"}
+
+
+def test_a_script_importing_framework_classes_is_a_module_not_a_new_style_config(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text("from mmseg.models import ASPPHead\n\ncfg = dict(type=ASPPHead, dilations=(1, 6))\n\n\n"
+                      "def main():\n    pass\n")
+    found = recognise(script)
+    assert isinstance(found, Skipped) and found.what == "an ordinary Python module"
+    assert recognise(NEW / "_base_/models/deeplabv3plus_r50_d8.py").name == "mmseg_new"  # a base without read_base
+
+
+def test_a_named_base_that_nothing_inherits_is_said_not_passed(run_cli, tmp_path, monkeypatch):
+    base = tmp_path / "configs/_base_/models/deeplabv3_r50-d8.py"
+    base.parent.mkdir(parents=True)
+    base.write_text((FIXTURES / "mmseg1x/_base_/models/deeplabv3_r50-d8.py").read_text())
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("lint", "configs/_base_/models/deeplabv3_r50-d8.py")
+    assert "All checks passed" not in result.stdout and result.stdout.endswith("1 file skipped.\n")
+    assert "no config under the searched folders inherits" in result.stderr
+
+
+def test_an_unreadable_yaml_in_a_walked_folder_is_an_error_with_its_line(tmp_path):
+    (tmp_path / "ok.yaml").write_text("MODEL:\n  META_ARCHITECTURE: SemanticSegmentor\n")
+    (tmp_path / "bad.yaml").write_text("MODEL:\n  SEM_SEG_HEAD:\n    ASPP_DILATIONS: [6, 12, 18\n")
+    run = lint_paths([tmp_path], Settings())
+    (error,) = run.errors
+    assert error.path.name == "bad.yaml" and "unreadable YAML" in error.message and "bad.yaml:" in error.message
+    assert [r.path.name for r in run.results] == ["ok.yaml"]
+
+
+def test_both_panoptic_heads_are_in_the_json(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    report = json.loads(run_cli("lint", "--json", str(PANOPTIC_LEAF.relative_to(FIXTURES))).stdout)
+    (config,) = report["configs"]
+    assert [(h["head"], h["rates"], h["output_stride"]) for h in config["aspp_heads"]] == [
+        ("PanopticDeepLabSemSegHead", [6, 12, 18], 16), ("PanopticDeepLabInsEmbedHead", [6, 12, 18], 16)]

@@ -207,13 +207,15 @@ def test_model_without_aspp_or_ppm_gets_no_stride_and_no_rates(tmp_path):
 
 
 def test_smp_strides_through_the_builder_argument():
-    """smp DeepLabV3+ (ResNet-18) at encoder_output_stride 8 and 16: measured strides, stride 8 costs more."""
+    """smp DeepLabV3+ (ResNet-18, 4 stages) at encoder_output_stride 8 and 16: the strides are measured on the
+    graph, each gets its own feature map and rates; stride 8 never costs less (at 64 px both peaks are the
+    optimizer step's, where activations are gone)."""
     report = plan_model("segmentation_models_pytorch:DeepLabV3Plus", HUGE, 2, crops=[(64, 64)], strides=[8, 16],
                         kwargs={"encoder_name": "resnet18", "encoder_weights": None, "encoder_depth": 4,
                                 "decoder_channels": 32})
     by_stride = {c.output_stride: c for c in report.candidates}
     assert set(by_stride) == {8, 16}
-    assert by_stride[8].peak_bytes > by_stride[16].peak_bytes
+    assert by_stride[8].peak_bytes >= by_stride[16].peak_bytes
     assert by_stride[16].suggested_rates == advise_rates((64, 64), 16, branches=3).suggested_rates
     assert by_stride[8].feature_map == (8, 8) and by_stride[16].feature_map == (4, 4)
 
@@ -252,6 +254,31 @@ def test_parse_memory_rejects(text):
 ])
 def test_bad_input_is_one_line_exit_2(run_cli, args, needle):
     result = run_cli("plan", TINY, *args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("body,needle", [
+    # a data-dependent op: no shape without the data, on meta or fake tensors
+    ("nn.Conv2d(3, 4, 3, padding=1)\n"
+     "class M(nn.Module):\n"
+     "    def __init__(self):\n"
+     "        super().__init__(); self.c = nn.Conv2d(3, 4, 3, padding=1)\n"
+     "    def forward(self, x):\n"
+     "        y = self.c(x)\n"
+     "        return y[:, :, :, : int(torch.nonzero(y[0, 0, 0] > 0).shape[0]) + 1]\n"
+     "def build_model():\n"
+     "    return M()\n", "nonzero"),
+    # batch norm after global pooling sees one value per channel at batch 1
+    ("def build_model():\n"
+     "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.BatchNorm2d(4))\n",
+     "--batch 2 or more"),
+])
+def test_a_step_that_cannot_run_is_one_line_naming_why(run_cli, tmp_path, body, needle):
+    path = tmp_path / "model.py"
+    path.write_text("import torch\nfrom torch import nn\n" + body)
+    result = run_cli("plan", str(path), "--memory", "8GiB", "--batch", "1", "--crops", "32")
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and needle in lines[0], result.stderr

@@ -30,23 +30,23 @@ def rate_law():
 
 
 def test_a_recorded_cell_reruns_to_the_same_miou(rate_law, tmp_path):
-    plan = rate_law.Plan(crops={48: (2,)}, seeds=(3,), steps=3, batch_size=2, train=4, val=2, classes=3, objects=2,
+    plan = rate_law.Plan(crops={48: (1,)}, seeds=(3,), steps=3, batch_size=2, train=4, val=2, classes=3, objects=2,
                          checkpoint_every=0, work=tmp_path / "work", results=tmp_path / "rate_law.json")
     rate_law.make_data(plan)
     rate_law.run_all(plan, jobs=1)
     document = json.loads(plan.results.read_text())
 
-    # 48 px at stride 4: r* = 0.67 → suggested (1, 2, 3); the model's own (24, 48, 72); the sweep's 2.
-    assert sorted(r["base_rate"] for r in document["runs"]) == [1, 2, 24]
-    run = next(r for r in document["runs"] if r["base_rate"] == 2)
+    # 48 px at stride 4: r* = 0.67 → suggested (1, 2, 3), which is also the sweep's 1; the model's own (24, 48, 72).
+    assert sorted(r["base_rate"] for r in document["runs"]) == [1, 24]
+    run = next(r for r in document["runs"] if r["base_rate"] == 1)
     assert set(run) == {"crop", "stride", "base_rate", "rates", "seed", "steps", "miou", "images_per_second", "command"}
-    assert run["crop"] == [48, 48] and run["stride"] == 4 and run["rates"] == [[2, 2], [4, 4], [6, 6]]
+    assert run["crop"] == [48, 48] and run["stride"] == 4 and run["rates"] == [[1, 1], [2, 2], [3, 3]]
     assert run["seed"] == 3 and run["steps"] == 3 and 0 <= run["miou"] <= 1
     assert shlex.split(run["command"])[:3] == ["OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1", "atrous-advisor"]
     (crop,) = document["crops"]
     assert set(crop) == {"crop", "stride", "r_star", "best_rate", "data_command", "per_rate"}
     assert crop["r_star"] == pytest.approx((48 - 32) / 24, abs=1e-4)
-    assert {p["base_rate"]: p["seeds"] for p in crop["per_rate"]} == {1: 1, 2: 1, 24: 1}
+    assert {p["base_rate"]: p["seeds"] for p in crop["per_rate"]} == {1: 1, 24: 1}
     assert crop["best_rate"] == max(crop["per_rate"], key=lambda p: p["miou_mean"])["base_rate"]
     assert document["partial"] is False
 

@@ -88,8 +88,8 @@ def test_leftovers_of_killed_runs_are_cleaned_at_start(data, tmp_path):
     (out / "checkpoints").mkdir(exist_ok=True)
     (out / "checkpoints" / "current-seed0.pt").write_bytes(b"stale checkpoint of a finished run")
     pid = dead_pid()
-    (out / "checkpoints" / f".suggested-seed0.tmp{pid}.pt").write_bytes(b"half a checkpoint")
-    (out / "runs" / f".current-seed0.tmp{pid}.json").write_text('{"half": ')
+    (out / "checkpoints" / f".suggested-seed0.atrous-tmp{pid}.pt").write_bytes(b"half a checkpoint")
+    (out / "runs" / f".current-seed0.atrous-tmp{pid}.json").write_text('{"half": ')
     report = run_validation(request(data, out))
     assert report.complete
     assert list((out / "checkpoints").iterdir()) == []

@@ -47,7 +47,7 @@ def erf(
         raise InputError("--data and --noise exclude each other: measure on a dataset or on noise, not both")
     try:
         import torch  # noqa: F401
-        from atrous_advisor.train.erf import run_erf
+        from atrous_advisor.erf.run import ErfRequest, run_erf
     except ImportError as exc:
         raise MissingExtraError(f"erf needs the torch extra: pip install 'atrous-advisor[torch]' ({exc})") from None
 
@@ -63,11 +63,12 @@ def erf(
             task = bar.add_task(description, total=total)
             return lambda n: bar.advance(task, n)
 
-        report = run_erf(
+        request = ErfRequest(
             model, crop_hw, out=out, data=data, noise=noise, images=images, weights=weights, kwargs=model_kwargs,
             batch_size=batch_size, device=device, threads=threads, log=log, compare=compare, force=force, seed=seed,
-            extent_threshold=threshold, progress=progress,
+            extent_threshold=threshold,
         )
+        report = run_erf(request, progress=progress)
     for message in report.warnings:
         warn(message)
     if json_out:

@@ -12,7 +12,7 @@ import typer
 from atrous_advisor.configs.settings import check_codes
 from atrous_advisor.errors import InputError
 from atrous_advisor.numbers import STRIDE, optional_option
-from atrous_advisor.report.lint import display_path
+from atrous_advisor.configs.result import display_path
 
 FORMATS = ("text", "json", "github")
 
@@ -124,11 +124,11 @@ def register(app: typer.Typer) -> None:
         if any(w.status == "fixed" for w in written):
             run = lint_paths(paths, settings, roots=root)  # re-lint after writing: report what is left
 
-        from atrous_advisor.configs.fixes import would_fix
-        from atrous_advisor.report.lint import build_report, render_github, render_text
+        from atrous_advisor.configs.result import build_report
+        from atrous_advisor.configs.writing import fixable
+        from atrous_advisor.report.lint import render_github, render_text
 
-        texts: dict = {}
-        report = build_report(run, lambda result, d: would_fix(result, d, texts))
+        report = build_report(run, fixable(run, settings, fix_inherited))
         if fmt == "json":
             from atrous_advisor.commands._common import emit_json
 

@@ -20,7 +20,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
 from atrous_advisor.configs.facts import ConfigFacts, drop_out_of_range
 from atrous_advisor.configs.frameworks import Framework, Skipped, recognise, registry
@@ -128,7 +128,7 @@ class Linter:
         self.layouts: dict[str, Framework] = {cls.name: cls(dict(self.overrides), settings) for cls in registry()}
         self._lines: dict[Path, list[str]] = {}
 
-    def recognise(self, path: Path):
+    def recognise(self, path: Path) -> Union[type[Framework], Skipped, None]:
         return recognise(path, self.overrides.get(canonical(path)), self.settings)
 
     # --- one config ------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ class Linter:
     ) -> tuple[list[Path], list[LintError]]:
         """Configs under ``roots`` (folder, recursive) that inherit (transitively) from one of ``changed``."""
         changed_set = {canonical(p) for p in changed}
-        names = {p.name for p in changed_set}
+        names = {p.stem for p in changed_set}  # `x` of x.py: new-style configs import bases as modules (`from .x import *`)
         found: list[Path] = []
         errors: list[LintError] = []
         seen: set[Path] = set()
@@ -246,10 +246,10 @@ class Linter:
                     continue
                 # Cheap filter first: a file that inherits from x.py mentions "x.py" somewhere up its chain.
                 layout = self.recognise(candidate)
-                if not isinstance(layout, type):
+                if not (isinstance(layout, type) and issubclass(layout, Framework)):
                     continue
                 framework = layout.name
-                if not any(n in text for n in names) and "_base_" not in text.lower():
+                if not any(n in text for n in names) and "_base_" not in text.lower() and "read_base" not in text:
                     continue
                 try:
                     if self.inherits(key, framework, changed_set, memo):
@@ -273,6 +273,12 @@ def _not_recognised(path: Path) -> str:
         try:
             top_mapping(text)
         except Unreadable as exc:
+            from atrous_advisor.configs.detectron2 import parse_yaml
+
+            try:  # the located reader says where: `x.yaml:5:3: unreadable YAML: …`
+                parse_yaml(path, text)
+            except ConfigError as located:
+                return str(located)
             return f"{path}: unreadable YAML: {exc}"
     return (
         f"{path}: not a config layout atrous-advisor reads (MMSegmentation, mmengine new-style, Detectron2, "
@@ -301,8 +307,12 @@ def lint_paths(
             skipped.setdefault(key, SkippedFile(path, layout.what, is_named))
             return False
         if layout is None:
-            if not is_named:  # named ones are an error (below); walked ones are counted
-                skipped.setdefault(key, SkippedFile(path, "in no layout atrous-advisor reads", False, recognised=False))
+            if not is_named:  # named ones are an error (below); walked ones are counted, or an error if unreadable
+                why = _not_recognised(path)
+                if ": unreadable YAML: " in why or ": cannot read: " in why:
+                    run.errors.append(LintError(path, why))
+                else:
+                    skipped.setdefault(key, SkippedFile(path, "in no layout atrous-advisor reads", False, recognised=False))
             return False
         if key not in targets:
             targets[key] = (path, layout.name, writable)
@@ -319,7 +329,7 @@ def lint_paths(
             layout = linter.recognise(path)
             if is_base_file(path):
                 try:  # a base is not linted alone, but a broken base is still an error naming it
-                    if isinstance(layout, type):
+                    if isinstance(layout, type) and issubclass(layout, Framework):
                         linter.bases_of(path, layout.name)
                 except ConfigError as exc:
                     run.errors.append(LintError(path, str(exc)))
@@ -347,6 +357,20 @@ def lint_paths(
         for path in dependents:
             if not is_base_file(path):
                 add(path, False)
+        # A base that no config inherits: nothing was checked for it, and that is said, not passed silently.
+        inherited: set[Path] = set()
+        for path in dependents:
+            layout = linter.recognise(path)
+            if isinstance(layout, type) and issubclass(layout, Framework):
+                try:
+                    inherited |= linter.ancestors(canonical(path), layout.name)
+                except ConfigError:
+                    continue
+        for path in named:
+            if is_base_file(path) and canonical(path) not in inherited and not any(e.path == path for e in run.errors):
+                skipped.setdefault(canonical(path), SkippedFile(
+                    path, "a base file that no config under the searched folders inherits, so nothing was checked "
+                    "(--root DIR searches another folder)", True))
     for path, kind in special:
         skipped.setdefault(canonical(path), SkippedFile(path, f"{kind}, not a config file; not opened", False, True))
     run.skipped = list(skipped.values())

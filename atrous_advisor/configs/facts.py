@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from atrous_advisor.configs.values import Loc, V
 
@@ -44,7 +44,7 @@ class Target:
 @dataclass(frozen=True)
 class AsppFacts:
     head: str  # head class as written, e.g. "ASPPHead"
-    rates: tuple[int, ...]  # the dilated branches' rates, without the 1×1 branch
+    rates: tuple[Union[int, tuple[int, int]], ...]  # the dilated branches' rates (h, w where per axis), no 1×1 branch
     loc: Loc  # where the rates were set (or the head, when the class default applies)
     is_default: bool
     stride: Optional[int]  # None: unknown (``ConfigFacts.stride_why`` says why); AA002 asks for it
@@ -186,7 +186,7 @@ def drop_out_of_range(facts: ConfigFacts) -> None:
             refuse(f"{aspp.head} rates", aspp.loc, why)
             return False
         if aspp.stride is not None and (why := problem((aspp.stride,), STRIDE)):  # None: unknown, AA002 asks for it
-            refuse("output stride", aspp.stride_loc, why)
+            refuse("output stride", aspp.stride_loc or aspp.loc, why)
             return False
         return True
 
@@ -198,7 +198,7 @@ def drop_out_of_range(facts: ConfigFacts) -> None:
             refuse(f"{facts.ppm.head} pool scales", facts.ppm.loc, why)
             facts.ppm = None
         elif facts.ppm.stride is not None and (why := problem((facts.ppm.stride,), STRIDE)):
-            refuse("output stride", facts.ppm.stride_loc, why)
+            refuse("output stride", facts.ppm.stride_loc or facts.ppm.loc, why)
             facts.ppm = None
     kept = []
     for conv in facts.dilated_convs:

@@ -4,6 +4,11 @@ Never edit a ``_base_`` file: other configs with other crops inherit it. An over
 follows the framework's merge rules — a key added to the leaf's ``model = dict(...)``, a new
 ``model = dict(decode_head=dict(dilations=...))`` at the end of the file (merged into the base's model by
 mmengine), a key under the leaf's ``MODEL:`` mapping in YAML. Formatting and comments elsewhere are kept.
+
+YAML positions are PyYAML's node marks from the very tree the linter read (configs/detectron2.py), so the
+place an edit goes and the value the finding is about come from one parse; a round-trip library such as
+ruamel.yaml would be a second parser (and a dependency) whose tree could disagree with the one linted. Every
+edit is re-parsed and re-linted before it is kept (engine.compute_fixes).
 """
 
 from __future__ import annotations
@@ -100,6 +105,7 @@ def yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
     the entries go there, before whatever follows. Any other value ends inside its line, where YAML allows
     only a comment after it: the entries go after that line's end, so a trailing comment stays where it is.
     """
+    assert shape.last_entry_end is not None  # callers insert after an entry; an empty mapping has none
     line, col = shape.last_entry_end
     if col == 0 and line > 1:
         return Edit((line, 0), (line, 0), block + "\n")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, TypeGuard
 
 from atrous_advisor.configs.chain import ChainLoader
 from atrous_advisor.configs.mmseg import Dropped, _FileEvaluator, _snippet
@@ -41,7 +41,7 @@ class NewStyleFile:
     imports: dict[int, Path]  # line of each read_base import -> its file
 
 
-def _is_read_base(stmt: ast.stmt) -> bool:
+def _is_read_base(stmt: ast.stmt) -> TypeGuard[ast.With]:
     return isinstance(stmt, ast.With) and any(
         isinstance(item.context_expr, ast.Call) and _snippet(item.context_expr.func).endswith("read_base")
         for item in stmt.items
@@ -147,7 +147,7 @@ class _NewStyleEvaluator(_FileEvaluator):
             if not isinstance(given.value, dict):
                 return False
             changes.update(given.value)
-        changes.update({k.arg: self.expr(k.value) for k in call.keywords})
+        changes.update({k.arg: self.expr(k.value) for k in call.keywords if k.arg is not None})
 
         def into(container: V, keys: list[str]) -> Optional[V]:
             if not isinstance(container.value, dict):

@@ -157,7 +157,7 @@ class _Resolver:
         r5 = lookup(self.cfg, "MODEL.RESNETS.RES5_DILATION")
         return AsppFacts(
             head=name,
-            rates=tuple(rates),
+            rates=tuple(r for r in rates if r is not None),  # none is: checked above
             loc=self.loc(rv, f"{key}.ASPP_DILATIONS"),
             is_default=rv is None,
             stride=stride,
@@ -209,7 +209,7 @@ class _Resolver:
                 stride,
                 "Detectron2's ASPP sizes its image-pooling kernel as crop // stride and raises when the features "
                 "do not divide by it",
-                self.facts.crop_loc,
+                self.facts.crop_loc or self.facts.anchor,
             )
         return self.facts
 

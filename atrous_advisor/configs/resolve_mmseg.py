@@ -74,7 +74,10 @@ class _Resolver:
         # so that a SegFormer config is not flagged for lacking something no rule asks of it.
         self.stride_problem: Optional[Unresolved] = None
 
-    def unresolved(self, what: str, v: V) -> None:
+    def unresolved(self, what: str, v: Optional[V]) -> None:
+        if v is None:  # a default that is not a value: nothing was written, the file's first line stands in
+            self.facts.unresolved.append(Unresolved(what, self.facts.anchor, "not a value atrous-advisor can read"))
+            return
         found = find_opaque(v)
         reason = found[0].reason if found else "not a value atrous-advisor can read"
         loc = found[1].loc if found and found[1] is not None else v.loc  # where the unreadable value was written
@@ -190,7 +193,7 @@ class _Resolver:
                         continue
                     last = i == len(stage) - 1
                     # mmseg's ResNet multiplies the last stage's dilation by multi_grid, block by block.
-                    for rate, loc in ([(d * g, grid_v.loc) for g in grid] if last and grid else [(d, dilations.loc)]):
+                    for rate, loc in ([(d * g, (grid_v or dilations).loc) for g in grid] if last and grid else [(d, dilations.loc)]):
                         if rate > 1:
                             self.facts.dilated_convs.append(DilatedConv(f"{kind} stage {i + 1}", rate, loc, stage[i]))
         try:

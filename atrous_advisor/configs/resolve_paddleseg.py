@@ -30,8 +30,16 @@ HEADS = {
     "DeepLabV3": ("aspp_ratios", (1, 6, 12, 18), (3,), True),
     "DeepLabV3P": ("aspp_ratios", (1, 6, 12, 18), (0, 3), True),
     "PSPNet": ("bin_sizes", (1, 2, 3, 6), (2, 3), False),
+    # Pyramid pooling elsewhere: ANN's APNB samples keys/values at psp_size (paddleseg/models/ann.py), DMNet's
+    # DCMs pool to each filter size on the last feature (dmnet.py), PP-LiteSeg's context module pools to
+    # cm_bin_sizes on the last selected feature (pp_liteseg.py). Each pools adaptively to s×s: cells F/s.
+    "ANN": ("psp_size", (1, 3, 6, 8), (2, 3), False),
+    "DMNet": ("filter_sizes", (1, 3, 5, 7), (-1,), False),
+    "PPLiteSeg": ("cm_bin_sizes", (1, 2, 4), (2, 3, 4), False),
 }
 _RESNET_VD = re.compile(r"^ResNet\d+_vd$")
+# STDCNet (paddleseg/models/backbones/stdcnet.py) returns five features: two stem convs, then three stages.
+STDC_STRIDES = [2, 4, 8, 16, 32]
 CROP_DEFAULT = (512, 512)
 
 
@@ -88,14 +96,15 @@ class _Resolver:
         self.crop()
         model = self.cfg.get("model")
         kind = plain(model.get("type")) if model is not None and model.get("type") is not None else None
-        if kind not in HEADS:
+        if model is None or kind not in HEADS:
             return self.facts
         key, default, default_indices, is_aspp = HEADS[kind]
         v = model.get(key)
         written = plain(v) if v is not None else default
         scales = positive_ints(written)
         if scales is None:
-            self.unresolved(f"{kind}.{key}", v)
+            if v is not None:
+                self.unresolved(f"{kind}.{key}", v)
             return self.facts
         stride, stride_loc = self.stride(model, kind, default_indices)
         loc = v.loc if v is not None else model.loc
@@ -113,29 +122,39 @@ class _Resolver:
 
     def stride(self, model: V, kind: str, default_indices: tuple) -> tuple[Optional[int], Optional[Loc]]:
         backbone = model.get("backbone")
-        btype = plain(backbone.get("type")) if backbone is not None and backbone.get("type") is not None else None
-        if not isinstance(btype, str) or not _RESNET_VD.match(btype):
-            self.facts.stride_why = f"backbone type {btype!r} is not one whose strides atrous-advisor knows"
+        if backbone is None:
+            self.facts.stride_why = "the model has no backbone"
             return None, None
+        btype = plain(backbone.get("type")) if backbone is not None and backbone.get("type") is not None else None
         os_v = backbone.get("output_stride")
-        output_stride = plain(os_v) if os_v is not None else 8
-        stages = _stage_strides(output_stride)
-        if stages is None:
-            self.unresolved(f"{btype}.output_stride", os_v)
+        stages: Optional[list[int]]
+        if isinstance(btype, str) and btype in ("STDC1", "STDC2"):
+            stages = STDC_STRIDES
+        elif isinstance(btype, str) and _RESNET_VD.match(btype):
+            output_stride = plain(os_v) if os_v is not None else 8
+            stages = _stage_strides(output_stride)
+            if stages is None:
+                if os_v is not None:
+                    self.unresolved(f"{btype}.output_stride", os_v)
+                return None, None
+            self.dilated_stages(backbone, btype, output_stride, stages)
+        else:
+            self.facts.stride_why = f"backbone type {btype!r} is not one whose strides atrous-advisor knows"
             return None, None
         iv = model.get("backbone_indices")
         indices = plain(iv) if iv is not None else default_indices
-        if not isinstance(indices, (list, tuple)) or not indices or type(indices[-1]) is not int or not -4 <= indices[-1] < 4:
-            self.unresolved(f"{kind}.backbone_indices", iv)
+        last = indices[-1] if isinstance(indices, (list, tuple)) and indices else None
+        if type(last) is not int or not -len(stages) <= last < len(stages):
+            self.unresolved(f"{kind}.backbone_indices", iv if iv is not None else model)
             return None, None
-        self.dilated_stages(backbone, btype, output_stride, stages)
-        return stages[indices[-1]], (os_v.loc if os_v is not None else backbone.loc)
+        return stages[last], (os_v.loc if os_v is not None else backbone.loc)
 
     def dilated_stages(self, backbone: V, btype: str, output_stride: int, stages: list[int]) -> None:
         dilation = {8: {2: 2, 3: 4}, 16: {3: 2}}.get(output_stride, {})
         gv = backbone.get("multi_grid")
         grid = positive_ints(plain(gv)) if gv is not None else (1, 1, 1)
-        loc = backbone.get("output_stride").loc if backbone.get("output_stride") is not None else backbone.loc
+        os_v = backbone.get("output_stride")
+        loc = os_v.loc if os_v is not None else backbone.loc
         for stage, d in dilation.items():
             rates = [(d * g, gv.loc if gv is not None else loc) for g in grid] if stage == 3 and grid else [(d, loc)]
             for rate, where in dict.fromkeys(rates):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from atrous_advisor.configs.facts import AsppFacts, ConfigFacts, Divisibility, PpmFacts, Target, Unresolved, positive_ints
 from atrous_advisor.configs.values import Loc, V, plain
 
 # Init defaults of smp's models (segmentation_models_pytorch/decoders/*/model.py).
-MODELS = {
+MODELS: dict[str, dict[str, Any]] = {
     "DeepLabV3": {"encoder_depth": 5, "encoder_output_stride": 8, "decoder_atrous_rates": (12, 24, 36)},
     "DeepLabV3Plus": {"encoder_depth": 5, "encoder_output_stride": 16, "decoder_atrous_rates": (12, 24, 36)},
     "PSPNet": {"encoder_depth": 3},

@@ -70,8 +70,9 @@ class Propagation:
         """Ids of the nodes the given outputs (default: the primary one) are computed from. With
         ``through_global=False``, not through inputs an op mixed over all their positions (the keys and
         values of global attention): what is left reaches the output as a grid of features."""
-        primary = self.output_ref()
-        refs = refs if refs is not None else ([primary] if primary is not None else [])
+        if refs is None:
+            primary = self.output_ref()
+            refs = [primary] if primary is not None else []
         seen: set[int] = set()
         stack = [r.node for r in refs]
         while stack:
@@ -171,9 +172,9 @@ def propagate(graph: CapturedGraph) -> Propagation:
             unsupported[node.kind][node.module or "<root>"] += 1
             reasons.setdefault(node.kind, str(exc))
             fields[node.id] = Unknown(node.kind, node.module, str(exc))
-    result = Propagation(graph, fields, {k: dict(v) for k, v in unsupported.items()}, reasons, global_inputs=global_inputs)
-    for kind, where in result.unsupported.items():
+    prop = Propagation(graph, fields, {k: dict(v) for k, v in unsupported.items()}, reasons, global_inputs=global_inputs)
+    for kind, where in prop.unsupported.items():
         modules = ", ".join(sorted(where)[:3]) + (" …" if len(where) > 3 else "")
         why = "" if reasons[kind] == "no handler" else f" — {reasons[kind]}"
-        result.notes.append(f"{kind} ×{sum(where.values())} in {modules}{why}")
-    return result
+        prop.notes.append(f"{kind} ×{sum(where.values())} in {modules}{why}")
+    return prop

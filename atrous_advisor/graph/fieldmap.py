@@ -58,7 +58,8 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
         xs = ins(node)
         if not xs:
             continue
-        x, kind, shape = xs[0], node.kind, node.out_shape
+        x, kind = xs[0], node.kind
+        shape: tuple[int, ...] = node.out_shape or ()  # spatial nodes have a shape
         if kind in aten.CONV or kind in aten.CONV_TRANSPOSE:
             geo = aten.conv_args(kind, node.args, node.kwargs)
             if geo is None:
@@ -72,7 +73,8 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
                 y = F.conv2d(x, kernel, None, geo.stride, raw if isinstance(raw, str) else geo.padding, geo.dilation)
         elif kind in aten.POOL:
             pool = aten.pool_args(kind, node.args, node.kwargs)
-            assert pool is not None and shape is not None
+            if pool is None:
+                raise FieldMapUnsupported(f"{kind} in {node.module or '<root>'}")
             kernel = torch.ones(1, 1, *pool.kernel, dtype=image.dtype)
             y = F.conv2d(x, kernel, None, pool.stride, pool.padding, pool.dilation)  # a pool with equal weights sums its window
             whole = [int(shape[a]) == 1 and pool.padding[a] == 0 and x.shape[a] > 1 for a in (-2, -1)]

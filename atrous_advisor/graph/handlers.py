@@ -317,11 +317,12 @@ def merge(call: OpCall) -> Optional[NodeField]:
     spatial = call.spatial
     if not spatial or call.out_shape is None:
         return None
-    inputs = []
+    inputs: list[tuple[NodeField, L.Dims, tuple[int, ...]]] = []
     for s in spatial:
-        d = L.fit(s.field.dims, s.shape)  # type: ignore[union-attr]
+        assert s.field is not None  # call.spatial holds the inputs that carry a field
+        d = L.fit(s.field.dims, s.shape)
         if d is None:
-            raise HandlerError(f"layout {s.field.dims} does not match the shape {s.shape}")  # type: ignore[union-attr]
+            raise HandlerError(f"layout {s.field.dims} does not match the shape {s.shape}")
         inputs.append((s.field, d, tuple(s.shape)))
     out_shape = tuple(int(s) for s in call.out_shape)
     fields = [f for f, _, _ in inputs]
@@ -341,9 +342,11 @@ def merge(call: OpCall) -> Optional[NodeField]:
             extra = (("+", before, 0),) + tokens[0]
     elif call.kind == "aten.stack":
         dim = int(call.arg(1, "dim", 0)) % (len(out_shape))
-        inputs = [(f, d[:dim] + ((None, len(spatial), 0),) + d[dim:], out_shape) for f, d, _ in inputs]
+        # the new dim is one plain Dim (a tuple of factors), not a bare factor
+        inputs = [(f, d[:dim] + (L.plain(len(spatial)),) + d[dim:], out_shape) for f, d, _ in inputs]
         dims = _out_dims(inputs, out_shape)
-        return NodeField(*_merge_axes([f.axes for f in fields]), dims=L.normalize(dims))
+        merged = _merge_axes([f.axes for f in fields])
+        return NodeField(merged[0], merged[1], dims=L.normalize(dims))
     dims = _out_dims(inputs, out_shape, skip)
     if extra:
         dims = dims[:skip] + (L.normalize((extra,))[0],) + dims[skip + 1 :]
@@ -722,20 +725,21 @@ def matmul(call: OpCall) -> Optional[NodeField]:
             if c in prim_dims and L.normalize((prim_dims[c],)) == L.normalize((dd,)):
                 continue  # the same positions paired (windows in the batch dim), not a cross product
             kept_as_keys.append(dd)
-            letter_dims[c] = tuple((L.KEY_TAGS.get(t, t), n, st) for t, n, st in dd)
+            letter_dims[c] = tuple((L.KEY_TAGS.get(t, t) if t is not None else None, n, st) for t, n, st in dd)
         pooled = _pooled(f, gone + kept_as_keys) if i != primary else _pooled(f, gone)
         if i != primary and all(not p.finite for p in pooled) and any(a.finite for a in f.axes):
             whole.add(i)
         parts.append(pooled)
-    dims = []
+    out_dims: list[L.Dim] = []
     for c in out:
-        d = letter_dims.get(c)
-        if d is None:
+        known = letter_dims.get(c)
+        if known is None:
             size = next((int(sh[s.index(c)]) for _, _, s, sh in data if c in s), None)
             if size is None:
                 size = next(int(t.shape[sb.index(c)]) for t, sb in zip(ops, subs) if isinstance(t, TensorArg) and c in sb)
-            d = L.plain(size)
-        dims.append(d)
+            known = L.plain(size)
+        out_dims.append(known)
+    dims = out_dims
     axes = _merge_axes(parts)
     if call.out_shape is not None and len(call.out_shape) != len(dims):
         raise HandlerError(f"einsum output rank {len(dims)} does not match {call.out_shape}")

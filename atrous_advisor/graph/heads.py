@@ -58,10 +58,10 @@ def _is_dilated_conv(node: OpNode) -> Optional[tuple[int, int]]:
 
 def _is_global_pool(node: OpNode) -> bool:
     if node.kind in ADAPTIVE_KINDS:
-        return bool(node.out_shape) and tuple(node.out_shape[-2:]) == (1, 1)
+        return node.out_shape is not None and tuple(node.out_shape[-2:]) == (1, 1)
     if node.kind in ("aten.avg_pool2d", "aten.max_pool2d", "aten.max_pool2d_with_indices"):
         # F.avg_pool2d(x, x.shape[2:]): the older way to write image pooling
-        return bool(node.out_shape) and tuple(node.out_shape[-2:]) == (1, 1)
+        return node.out_shape is not None and tuple(node.out_shape[-2:]) == (1, 1)
     if node.kind == "aten.mean":
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         return isinstance(dims, (list, tuple)) and {int(d) % 4 for d in dims} >= {2, 3}

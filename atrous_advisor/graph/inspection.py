@@ -8,7 +8,7 @@ the measured feature map and stride → size-matters border layer → optional f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional, cast
 
 from atrous_advisor.errors import InputError, ModelLoadError
 from atrous_advisor.geometry import AsppAssessment, analyse_ppm, assess_aspp, assess_branch
@@ -106,10 +106,14 @@ def _aspp_problems(a: AsppAssessment) -> list[str]:
     return problems
 
 
+def _known_stride(site: HeadSite) -> tuple[int, int]:
+    """The stride of an assessed head (a site with an unknown stride is listed as unassessed instead)."""
+    assert site.stride is not None, site.name
+    return site.stride
+
+
 def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: str) -> AsppHead:
-    n = len(site.rates)
-    stride = site.stride
-    assert stride is not None, "heads with an unknown stride are listed, not analysed"
+    stride = _known_stride(site)
     a = assess_aspp(site.rates, crop, stride, feature_map=site.feature_map)
     rates_are = f"rates {fmt.rates(site.rates)} at output stride {fmt.pair(stride)} on a {fmt.crop(site.feature_map)} map"
     fix = None
@@ -150,7 +154,8 @@ def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: s
 
 
 def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> PpmHead:
-    analysis = analyse_ppm(crop, site.stride, site.scales, fmap=site.feature_map)
+    stride = _known_stride(site)
+    analysis = analyse_ppm(crop, stride, site.scales, fmap=site.feature_map)
     small = [c.scale for c in analysis.cells if c.below_min_cell]
     redundant = [c.scale for c in analysis.cells if c.redundant]
     suggested = list(analysis.suggested_scales)
@@ -167,7 +172,7 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
             (f"scales {tuple(redundant)} exceed" if len(redundant) > 1 else f"scale {redundant[0]} exceeds")
             + " the feature map"
         )
-    base = f"scales {fmt.ints(site.scales)} on a {fmt.crop(site.feature_map)} map at stride {fmt.pair(site.stride)}"
+    base = f"scales {fmt.ints(site.scales)} on a {fmt.crop(site.feature_map)} map at stride {fmt.pair(stride)}"
     verdict = base + (": " + "; ".join(problems) if problems else ": cells fit the crop")
     fix = None
     if not ok:
@@ -187,7 +192,7 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
         branch_modules=site.branch_modules,
         scales=site.scales,
         feature_map=site.feature_map,
-        stride=site.stride,
+        stride=stride,
         cell_features=[c.cell_features for c in analysis.cells],
         cell_pixels=[c.cell_pixels for c in analysis.cells],
         below_min_cell=[c.below_min_cell for c in analysis.cells],
@@ -207,7 +212,7 @@ def analyse_fcn(site: HeadSite) -> FcnHead:
         else f"{fmt.percent(info.padding_fraction)} of taps read padding"
     )
     return FcnHead(
-        name=site.name, rate=rate, feature_map=site.feature_map, stride=site.stride,
+        name=site.name, rate=rate, feature_map=site.feature_map, stride=_known_stride(site),
         kernel_extent=info.kernel_extent, padding_fraction=info.padding_fraction,
         degenerate=info.degenerate, ok=not branch.flagged, verdict=verdict,
     )
@@ -251,8 +256,8 @@ def _resize_behind(prop, node_id: int, depth: int = 8):
 
 def _resize_cause(prop, resize) -> str:
     """Why a resize lands off the other path's grid, in the op's own terms."""
-    src = prop.graph.nodes[resize.inputs[0]].out_shape or ()
-    out = resize.out_shape or ()
+    src: tuple[int, ...] = prop.graph.nodes[resize.inputs[0]].out_shape or ()
+    out: tuple[int, ...] = resize.out_shape or ()
     sizes = f"{src[-2]}×{src[-1]} → {out[-2]}×{out[-1]}" if len(src) >= 2 and len(out) >= 2 else "?"
     integer = len(src) >= 2 and len(out) >= 2 and all(int(o) % int(i) == 0 for i, o in zip(src[-2:], out[-2:]))
     if aten.upsample_align(resize.kind, resize.args, resize.kwargs):
@@ -424,7 +429,7 @@ def inspect_model(
     for site in heads_of(prop, crop):
         if site.unknown is not None:
             unassessed.append(UnassessedHead(
-                name=site.name, kind=site.kind, branch_modules=site.branch_modules, rates=site.rates,
+                name=site.name, kind=cast(Literal["aspp", "ppm", "fcn"], site.kind), branch_modules=site.branch_modules, rates=site.rates,
                 scales=site.scales, feature_map=site.feature_map, stride=site.stride, reason=site.unknown,
             ))
         elif site.kind == "aspp":
@@ -479,8 +484,8 @@ def inspect_model(
 
     return InspectReport(
         model=spec,
-        crop=tuple(crop),
-        device=loaded.device,
+        crop=(crop[0], crop[1]),
+        device=cast(Literal["meta", "cpu"], loaded.device),
         capture=graph.capture,
         output=output_name,
         unknown=unknown,

@@ -43,7 +43,7 @@ def canonical(shape: Sequence[int], h_dim: int = -2, w_dim: int = -1) -> Dims:
     """The layout of a map whose rows and columns are the dims ``h_dim`` and ``w_dim`` of ``shape``."""
     rank = len(shape)
     h, w = h_dim % rank, w_dim % rank
-    out = []
+    out: list[Dim] = []
     for i, s in enumerate(shape):
         if i == h:
             out.append((("h", int(s), 1),))

@@ -104,7 +104,7 @@ def _pick(module: ModuleType, attr: Optional[str], spec: str) -> tuple[Any, str]
     torch = _torch()
     if attr:
         if not hasattr(module, attr):
-            owner = Path(module.__file__).name if module.__name__.startswith("_atrous_user_") else module.__name__
+            owner = Path(module.__file__).name if module.__file__ and module.__name__.startswith("_atrous_user_") else module.__name__
             raise ModelLoadError(f"model {spec!r}: {owner} has no attribute {attr!r}")
         return getattr(module, attr), attr
     if callable(getattr(module, "build_model", None)):

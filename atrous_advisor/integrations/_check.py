@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from atrous_advisor.errors import AdvisorError, InputError, RetuneRequired
 from atrous_advisor.geometry import parse_crop
@@ -27,6 +27,7 @@ from atrous_advisor.report.inspect_models import InspectReport
 
 PREFIX = "atrous-advisor"
 CropLike = Union[int, str, Sequence[int]]
+Status = Literal["retune", "ok", "no-head", "unknown"]
 
 
 def as_crop(crop: Optional[CropLike]) -> Optional[tuple[int, int]]:
@@ -40,6 +41,13 @@ def as_crop(crop: Optional[CropLike]) -> Optional[tuple[int, int]]:
     return parse_crop((int(crop[0]), int(crop[1])))
 
 
+def check_capture(capture: Optional[str]) -> Optional[str]:
+    """A bad ``capture`` is an error when the hook is built, not an "unknown" at the start of training."""
+    if capture is not None and capture not in ("dispatch", "export"):
+        raise InputError(f"capture {capture!r}: expected 'dispatch' or 'export'")
+    return capture
+
+
 def _fmt(value) -> str:
     if value is None:
         return "unknown"
@@ -51,7 +59,7 @@ def _fmt(value) -> str:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # "retune", "ok", "no-head" or "unknown"
+    status: Status
     lines: tuple[str, ...]  # a headline, then one line per head
     seconds: float  # wall time of the check
     report: Optional[InspectReport] = None
@@ -83,13 +91,15 @@ def verdict_of(report: InspectReport, label: str, seconds: float) -> Verdict:
                 fix = getattr(head, "fix", None)
                 lines.append(f"  {name}: retune: {head.verdict}" + (f"; fix: {fix}" if fix else ""))
     kinds = {"aspp": "ASPP", "ppm": "PPM", "fcn": "dilated FCN"}
-    for head in report.unassessed:
-        lines.append(f"  {kinds.get(head.kind, head.kind)} {head.name or '<root>'}: unknown — {head.reason}; no advice given")
+    for unassessed in report.unassessed:
+        name = f"{kinds.get(unassessed.kind, unassessed.kind)} {unassessed.name or '<root>'}"
+        lines.append(f"  {name}: unknown — {unassessed.reason}; no advice given")
     unsure = len(report.unassessed)
     if report.unknown:
         facts = report.unknown
     else:
         facts = f"output stride {_fmt(report.output_stride)}, field {_fmt(report.receptive_field)} px"
+    status: Status
     if retune:
         status, what = "retune", f"{retune} head{'s' if retune > 1 else ''} to retune"
     elif unsure:
@@ -104,7 +114,7 @@ def verdict_of(report: InspectReport, label: str, seconds: float) -> Verdict:
 
 
 def preflight(model: Any, crop: Optional[Sequence[int]], label: Optional[str] = None, *,
-              share: Iterable[Any] = (), capture: str = "dispatch") -> Verdict:
+              share: Iterable[Any] = (), capture: Optional[str] = None) -> Verdict:
     """Inspect ``model`` (live, possibly wrapped) at ``crop`` on a meta copy. Never raises for a model it
     cannot read: that is an ``unknown`` verdict naming the reason."""
     from atrous_advisor import live
@@ -118,7 +128,8 @@ def preflight(model: Any, crop: Optional[Sequence[int]], label: Optional[str] = 
     start = time.perf_counter()
     try:
         pair = (int(crop[0]), int(crop[1]))
-        report = live.inspect_copy(live.meta_copy(inner, share=share), pair, label, layers=False, prefer=capture)
+        options = {} if capture is None else {"prefer": capture}  # None: the CLI's default capture
+        report = live.inspect_copy(live.meta_copy(inner, share=share), pair, label, layers=False, **options)
     except AdvisorError as exc:
         reason = str(exc)
     except Exception as exc:  # a model this tool cannot read must not stop the user's training

@@ -21,7 +21,8 @@ from typing import Any, Optional
 
 from lightning.pytorch.callbacks import Callback
 
-from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, crop_of_batch, enforce, preflight
+from atrous_advisor.errors import InputError
+from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, check_capture, crop_of_batch, enforce, preflight
 
 __all__ = ["AtrousAdvisorCallback"]
 
@@ -37,16 +38,16 @@ class AtrousAdvisorCallback(Callback):
         strict: raise ``RetuneRequired`` before the first step when a head needs retuning.
         submodule: the attribute path of the network inside the LightningModule, if ``module(images)`` is
             not how it is called.
-        capture: ``"dispatch"`` (default, quicker) or ``"export"``, as ``inspect --capture``.
+        capture: ``"dispatch"`` or ``"export"``, as ``inspect --capture`` (default: the CLI's).
     """
 
     def __init__(self, crop: Optional[CropLike] = None, strict: bool = False,
-                 submodule: Optional[str] = None, capture: str = "dispatch") -> None:
+                 submodule: Optional[str] = None, capture: Optional[str] = None) -> None:
         super().__init__()
         self.crop = as_crop(crop)
         self.strict = strict
         self.submodule = submodule
-        self.capture = capture
+        self.capture = check_capture(capture)
         self.verdict: Optional[Verdict] = None
 
     def on_fit_start(self, trainer, pl_module) -> None:
@@ -59,7 +60,12 @@ class AtrousAdvisorCallback(Callback):
             self._check(trainer, pl_module, crop_of_batch(batch))
 
     def _check(self, trainer, pl_module, crop: Optional[tuple[int, int]]) -> None:
-        model = pl_module.get_submodule(self.submodule) if self.submodule else pl_module
+        model = pl_module
+        if self.submodule:
+            try:
+                model = pl_module.get_submodule(self.submodule)
+            except AttributeError as exc:
+                raise InputError(f"submodule {self.submodule!r}: {type(pl_module).__name__} has no such submodule") from exc
         # the copy keeps a reference to the trainer instead of copying the whole training run
         self.verdict = preflight(model, crop, share=(trainer,), capture=self.capture)
         if trainer.is_global_zero:

@@ -21,7 +21,7 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
-from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, crop_of_batch, enforce, preflight
+from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, check_capture, crop_of_batch, enforce, preflight
 
 __all__ = ["AtrousAdvisorHook", "crop_of_pipeline"]
 
@@ -64,21 +64,21 @@ class AtrousAdvisorHook(Hook):
         crop: the training crop (``512``, ``(512, 1024)`` or ``"512x1024"``); by default read from the
             train pipeline, else from the first batch.
         strict: raise ``RetuneRequired`` before the first iteration when a head needs retuning.
-        capture: ``"dispatch"`` (default, quicker) or ``"export"``, as ``inspect --capture``.
+        capture: ``"dispatch"`` or ``"export"``, as ``inspect --capture`` (default: the CLI's).
     """
 
     priority = "VERY_HIGH"  # run before the other hooks' before_train_iter: stop before anything else starts
 
     def __init__(self, crop: Optional[CropLike] = None, strict: bool = False,
-                 capture: str = "dispatch") -> None:
+                 capture: Optional[str] = None) -> None:
         self.crop = as_crop(crop)
         self.strict = strict
-        self.capture = capture
+        self.capture = check_capture(capture)
         self.verdict: Optional[Verdict] = None
         self._waiting_for_batch = False
 
     def before_train(self, runner) -> None:
-        crop = self.crop or crop_of_pipeline(runner.cfg.get("train_dataloader", {}).get("dataset"))
+        crop = self.crop or crop_of_pipeline((runner.cfg.get("train_dataloader") or {}).get("dataset"))
         if crop is None:
             crop = crop_of_pipeline(getattr(runner.train_loop.dataloader, "dataset", None))
         if crop is None:

@@ -22,7 +22,7 @@ from typing import Any, Optional
 from transformers import TrainerCallback
 from transformers.utils import logging
 
-from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, crop_of_batch, enforce, preflight
+from atrous_advisor.integrations._check import CropLike, Verdict, as_crop, check_capture, crop_of_batch, enforce, preflight
 
 __all__ = ["AtrousAdvisorCallback"]
 
@@ -46,14 +46,14 @@ class AtrousAdvisorCallback(TrainerCallback):
         crop: the training crop (``512``, ``(512, 1024)`` or ``"512x1024"``); by default the size of the
             first training example's ``pixel_values``.
         strict: raise ``RetuneRequired`` before the first step when a head needs retuning.
-        capture: ``"dispatch"`` (default, quicker) or ``"export"``, as ``inspect --capture``.
+        capture: ``"dispatch"`` or ``"export"``, as ``inspect --capture`` (default: the CLI's).
     """
 
     def __init__(self, crop: Optional[CropLike] = None, strict: bool = False,
-                 capture: str = "dispatch") -> None:
+                 capture: Optional[str] = None) -> None:
         self.crop = as_crop(crop)
         self.strict = strict
-        self.capture = capture
+        self.capture = check_capture(capture)
         self.verdict: Optional[Verdict] = None
 
     def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):

@@ -17,6 +17,7 @@ from atrous_advisor.errors import InputError, ModelLoadError
 from atrous_advisor.plan.budget import usable_bytes
 from atrous_advisor.report.format import size
 from atrous_advisor.report.plan_models import MemoryBreakdown, PlanCandidate, PlanReport
+from atrous_advisor.usercode import user_code
 
 # Builder arguments that set a backbone's output stride: smp's encoders, and the common spelling elsewhere.
 STRIDE_KWARGS = ("encoder_output_stride", "output_stride")
@@ -43,20 +44,24 @@ class _Head:
 def parse_crops(text: str) -> list[tuple[int, int]]:
     """``384:1024:64`` (square crops, both ends included) or ``512,769,512x1024`` (a list)."""
     from atrous_advisor.geometry import parse_crop
+    from atrous_advisor.numbers import CROP, MAX_LIST, parse_int, shown
 
     raw = str(text).strip()
     if ":" in raw:
         parts = raw.split(":")
-        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise InputError(f"--crops {raw!r}: expected START:STOP:STEP such as 384:1024:64")
-        start, stop, step = (int(p) for p in parts)
-        if start < 1 or step < 1 or stop < start:
-            raise InputError(f"--crops {raw!r}: need 1 ≤ START ≤ STOP and STEP ≥ 1")
-        sides = list(range(start, stop + 1, step))
-        if len(sides) > 64:
-            raise InputError(f"--crops {raw!r}: {len(sides)} crops; plan at most 64 at once")
-        return [(s, s) for s in sides]
+        if len(parts) != 3:
+            raise InputError(f"--crops {shown(raw)}: expected START:STOP:STEP such as 384:1024:64")
+        start, stop = (parse_int(p, "--crops", CROP) for p in parts[:2])
+        step = parse_int(parts[2], "--crops step", CROP)
+        if stop < start:
+            raise InputError(f"--crops {shown(raw)}: need 1 ≤ START ≤ STOP and STEP ≥ 1")
+        count = (stop - start) // step + 1  # counted before a list of them is made
+        if count > MAX_LIST:
+            raise InputError(f"--crops {shown(raw)}: {count} crops; plan at most {MAX_LIST} at once")
+        return [(s, s) for s in range(start, stop + 1, step)]
     items = [p for p in raw.split(",") if p.strip()]
+    if len(items) > MAX_LIST:
+        raise InputError(f"--crops: {len(items)} crops; plan at most {MAX_LIST} at once")
     if not items:
         raise InputError(f"--crops {raw!r}: expected START:STOP:STEP or a list such as 512,769,1024")
     return sorted({parse_crop(p) for p in items}, key=lambda c: (c[0] * c[1], c))
@@ -198,6 +203,7 @@ def _load(spec: str, kwargs: dict, stride: Optional[int]):
     )
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def plan_model(
     spec: str,
     budget: int,
@@ -222,8 +228,8 @@ def plan_model(
     crops = list(crops) if crops is not None else parse_crops(DEFAULT_CROPS)
     if image is not None:
         crops = [c for c in crops if c[0] <= image[0] and c[1] <= image[1]]
-        if tuple(image) not in crops:
-            crops.append(tuple(image))  # whole-image training is a candidate of its own
+        if (image[0], image[1]) not in crops:
+            crops.append((image[0], image[1]))  # whole-image training is a candidate of its own
     crops = sorted(set(crops), key=lambda c: (c[0] * c[1], c))
     usable = usable_bytes(budget)
     configs: list[Optional[int]] = list(strides) if strides else [None]
@@ -275,11 +281,11 @@ def plan_model(
         rows = _measure(model, opt, head, crops, batch, precision, fake_mode, tick)
         for crop, peak, parts, fmap, macs in rows:
             rates = scales = optimal = snippet = None
-            if head.kind == "aspp":
+            if head.kind == "aspp" and head.stride is not None:
                 report = advise_rates(crop, head.stride, branches=len(head.site.rates))
-                rates, optimal = [tuple(r) for r in report.suggested_rates], tuple(report.optimal_base_rate)
+                rates, optimal = list(report.suggested_rates), report.optimal_base_rate
                 snippet = _rate_fix(framework, head.site, rates)
-            elif head.kind == "ppm":
+            elif head.kind == "ppm" and head.stride is not None:
                 scales = list(advise_ppm(crop, head.stride, scales=head.site.scales).suggested_scales)
                 if fmap is not None:
                     at_crop = analyse_ppm_site(dataclasses.replace(head.site, feature_map=fmap), crop, framework)
@@ -302,6 +308,6 @@ def plan_model(
     return PlanReport(
         model=spec, memory_budget_bytes=budget, batch=batch, precision=precision,  # type: ignore[arg-type]
         candidates=candidates, recommended=recommended, usable_bytes=usable,
-        head="; ".join(dict.fromkeys(heads)), fix=fix, image=tuple(image) if image else None,
+        head="; ".join(dict.fromkeys(heads)), fix=fix, image=(image[0], image[1]) if image else None,
         notes=list(dict.fromkeys(notes)),
     )

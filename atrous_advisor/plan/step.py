@@ -57,13 +57,16 @@ def seg_loss(output: Any, target: torch.Tensor) -> torch.Tensor:
     maps = logits_maps(output)
     if not maps:
         raise ValueError(f"the model's output ({type(output).__name__}) holds no N×C×H×W logits to train on")
-    total = None
-    for logits in maps:
+
+    def term(logits: torch.Tensor) -> torch.Tensor:
         if tuple(logits.shape[-2:]) != tuple(target.shape[-2:]):
             logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
-        term = F.cross_entropy(logits.float() if logits.dtype == torch.float16 else logits, target, ignore_index=IGNORE_INDEX)
-        total = term if total is None else total + term
-    return total
+        return F.cross_entropy(logits, target, ignore_index=IGNORE_INDEX)  # autocast runs it in fp32
+
+    loss = term(maps[0])
+    for extra in maps[1:]:
+        loss = loss + term(extra)
+    return loss
 
 
 def prime_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:

@@ -57,9 +57,11 @@ def percent_pair(ratios: Sequence[float]) -> str:
     return pair(tuple(round(100 * r) for r in ratios), "%")
 
 
-def px(value: Sequence[Optional[Number]], digits: Optional[int] = 0) -> str:
-    """A per-axis length in pixels: ``64 px``, ``40×80 px``."""
-    return pair(value, " px", digits)
+def px(value: Optional[Sequence[Optional[Number]]], digits: Optional[int] = 0, none: str = "global") -> str:
+    """A per-axis length in pixels, rounded to whole px by default: ``64 px``, ``40×80 px``."""
+    if value is None:
+        return MISSING
+    return pair(value, " px", digits, none)
 
 
 def si(n: Number) -> str:

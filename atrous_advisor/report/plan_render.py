@@ -16,7 +16,7 @@ def _rates(c: PlanCandidate) -> str:
     if c.suggested_rates is not None:
         return fmt.rates(c.suggested_rates)
     if c.suggested_scales is not None:
-        return "scales " + str(tuple(c.suggested_scales))
+        return "scales " + fmt.ints(c.suggested_scales)
     return "—"
 
 
@@ -63,12 +63,13 @@ def render_plan(report: PlanReport, console: Console) -> None:
             f"Train at {fmt.crop(best.crop)} px, {stride}: peak {fmt.size(best.peak_bytes)} "
             f"(parameters {fmt.size(b.parameters)}, gradients {fmt.size(b.gradients)}, optimizer {fmt.size(b.optimizer)}, "
             f"activations {fmt.size(b.activations)}, temporary {fmt.size(b.temporary)}).", style="bold green"))
+        fmap = fmt.crop(best.feature_map) if best.feature_map else "—"
         if best.suggested_rates is not None:
-            console.print(f"  feature map {fmt.crop(best.feature_map)}, r* = {_r_star(best)} → rates {_rates(best)}")
+            console.print(f"  feature map {fmap}, r* = {_r_star(best)} → rates {_rates(best)}")
         elif best.suggested_scales is not None:
-            console.print(f"  feature map {fmt.crop(best.feature_map)} → pool scales {tuple(best.suggested_scales)}")
+            console.print(f"  feature map {fmap} → pool scales {fmt.ints(best.suggested_scales)}")
         if report.fix:
-            console.print(f"  [bold]fix[/bold]: {report.fix}")
+            console.print(f"  [bold]fix[/bold]: {report.fix}", soft_wrap=True)  # a fix is pasted: never broken mid-expression
     if report.image is not None:
         whole = next((c for c in report.candidates if tuple(c.crop) == tuple(report.image)), None)
         if whole is not None:

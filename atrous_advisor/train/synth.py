@@ -136,7 +136,7 @@ def _try_place(spec: SynthSpec, rng: np.random.Generator, placed: list[_Placed])
     centre = (centre_axes[0], centre_axes[1])
     cue = (centre[0] + offset[0], centre[1] + offset[1])
     candidate = _Placed(centre, cue, [_box(centre, spec.object_side), _box(cue, spec.cue_side)])
-    if not all(_inside(b, spec.size) for b in candidate.boxes) or _overlaps(*candidate.boxes, gap=0):
+    if not all(_inside(b, spec.size) for b in candidate.boxes) or _overlaps(candidate.boxes[0], candidate.boxes[1], gap=0):
         return None
     gap = spec.cue_side
     for other in placed:
@@ -177,7 +177,7 @@ def _quantiles(values: list[float]) -> dict:
     """How the distances that were actually placed spread: rejection favours the shorter ones."""
     if not values:
         return {"objects": 0}
-    q = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
+    q: np.ndarray = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
     return {"objects": len(values), **{k: round(float(v), 1) for k, v in zip(("min", "q25", "median", "q75", "max"), q)}}
 
 

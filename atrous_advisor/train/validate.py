@@ -33,7 +33,8 @@ from atrous_advisor.report.validate_models import HeadVariant, RunResult, Valida
 from atrous_advisor.train import loop
 from atrous_advisor.usercode import user_code
 from atrous_advisor.train.data import SegmentationDataset, check_labels, discover, infer_num_classes
-from atrous_advisor.train.surgery import apply_rates, apply_scales
+from atrous_advisor.graph.surgery import apply_rates, apply_scales
+from atrous_advisor.graph.weights import check_fit, load_weights, read_weights
 from atrous_advisor.report import format as fmt
 from atrous_advisor.runtime import resolve_device, set_cpu_threads
 
@@ -143,53 +144,6 @@ def apply_variant(model: torch.nn.Module, heads: Sequence, variant: Variant) -> 
         else:
             assert setting.scales is not None
             apply_scales(model, head, setting.scales)
-
-
-# ---------------------------------------------------------------------------------------------- weights
-
-
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``path``: a bare state dict, or a checkpoint holding one under ``state_dict``/``model``.
-
-    Loaded with ``weights_only=True`` (no arbitrary code runs); a DDP ``module.`` prefix is removed.
-    """
-    if not path.is_file():
-        raise ModelLoadError(f"--weights {path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise ModelLoadError(
-            f"--weights {path}: cannot be read as tensors only ({type(exc).__name__}: {(str(exc).splitlines() or ['empty'])[0][:160]}); "
-            "save it with torch.save(model.state_dict(), path)"
-        ) from exc
-    for key in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelLoadError(f"--weights {path}: expected a state dict or a checkpoint with a 'state_dict' or 'model' key")
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
-
-
-def check_fit(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    """Every key present with its shape, none extra (works on a meta-device model: only shapes are read)."""
-    own = model.state_dict()
-    wrong_shape = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("with another shape", wrong_shape)):
-        if keys:
-            problems.append(f"{len(keys)} {label} (e.g. {keys[0]})")
-    if problems:
-        raise ModelLoadError(f"--weights {path} does not fit the model: " + "; ".join(problems))
-
-
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    check_fit(model, state, path)
-    model.load_state_dict(state)
 
 
 # ---------------------------------------------------------------------------------------------- request
@@ -638,7 +592,6 @@ def write_outputs(report: ValidateReport, out: Path) -> None:
         atomic_write_bytes(out / "miou_vs_rate.png", plot_png(report))
 
 
-@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def _step_reporter(reporter: Reporter, run_id: str) -> Callable[[int, float], None]:
     def on_step(step: int, loss: float) -> None:
         reporter.step(run_id, step, loss)
@@ -646,6 +599,7 @@ def _step_reporter(reporter: Reporter, run_id: str) -> Callable[[int, float], No
     return on_step
 
 
+@user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None) -> ValidateReport:
     """Train and evaluate every (variant, seed) not already finished in ``request.out``; return the report.
 

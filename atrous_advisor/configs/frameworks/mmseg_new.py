@@ -15,6 +15,7 @@ _READ_BASE = re.compile(r"^\s*with\s+read_base\s*\(\s*\)\s*:", re.M)
 # A base of new-style configs has no read_base but imports its classes from the framework to use as `type=`.
 _CLASS_TYPES = re.compile(r"^from\s+(?:mmseg|mmdet|mmpretrain|mmcv|mmengine)[\w.]*\s+import\s", re.M)
 _TYPE_IS_NAME = re.compile(r"\btype\s*=\s*[A-Z]\w*\s*[,)]")
+_MODULE = re.compile(r"^(?:async\s+def|def|class)\s|^if\s+__name__\s*==", re.M)
 
 
 class MMSegNew(Framework):
@@ -30,7 +31,8 @@ class MMSegNew(Framework):
     def recognise(cls, path: Path, text: str, settings=None):
         if _READ_BASE.search(text):
             return True
-        return bool(_CLASS_TYPES.search(text) and _TYPE_IS_NAME.search(text))
+        # A base: framework classes as `type=`, and no code of its own (a training script also imports them).
+        return bool(_CLASS_TYPES.search(text) and _TYPE_IS_NAME.search(text) and not _MODULE.search(text))
 
     def bases(self, path: Path) -> list[Path]:
         return self.loader.parsed(path).bases

@@ -46,6 +46,11 @@ CSAIL_STRIDES = {
 CSAIL_PPM = {"ppm": "PPM", "ppm_deepsup": "PPMDeepsup", "upernet": "UPerNet", "upernet_lite": "UPerNet"}
 
 
+def _at(v: Optional[V], facts: ConfigFacts) -> Loc:
+    """Where a value was written; line 1 of the config when it was not."""
+    return v.loc if v is not None else facts.anchor
+
+
 def _get(cfg: dict, key: str) -> tuple[Any, Optional[V]]:
     v = lookup(cfg, key)
     return (_decode(plain(v)) if v is not None else None), v
@@ -131,7 +136,7 @@ def _resolve_kazuto(cfg: dict, facts: ConfigFacts) -> None:
         return  # DeepLabV1 and unknown names: no ASPP this reader knows of
     rates, stride = KAZUTO_MODELS[name]
     facts.output_stride = stride
-    facts.aspp = AsppFacts(head=name, rates=rates, loc=nv.loc, is_default=True, stride=stride, stride_loc=nv.loc,
+    facts.aspp = AsppFacts(head=name, rates=rates, loc=_at(nv, facts), is_default=True, stride=stride, stride_loc=_at(nv, facts),
                            target=None, to_written=list)
 
 
@@ -140,14 +145,14 @@ def _resolve_semseg(cfg: dict, facts: ConfigFacts) -> None:
     w, _ = _get(cfg, "TRAIN.train_w")
     crop = as_crop((h, w))
     if crop is None:
-        facts.unresolved.append(Unresolved("TRAIN.train_h/train_w", hv.loc if hv else facts.anchor,
+        facts.unresolved.append(Unresolved("TRAIN.train_h/train_w", _at(hv, facts),
                                            f"({h!r}, {w!r}) is not a crop"))
     else:
-        facts.crop, facts.crop_loc, facts.crop_source = crop, hv.loc, "TRAIN.train_h"
+        facts.crop, facts.crop_loc, facts.crop_source = crop, _at(hv, facts), "TRAIN.train_h"
     arch, av = _get(cfg, "TRAIN.arch")
     if arch == "psp":
         facts.output_stride = 8
-        facts.ppm = PpmFacts("PSPNet", PPM_SCALES, av.loc, True, 8, av.loc, None, key="bins")
+        facts.ppm = PpmFacts("PSPNet", PPM_SCALES, _at(av, facts), True, 8, _at(av, facts), None, key="bins")
 
 
 def _resolve_csail(cfg: dict, facts: ConfigFacts) -> None:
@@ -162,7 +167,7 @@ def _resolve_csail(cfg: dict, facts: ConfigFacts) -> None:
         facts.stride_why = f"encoder {encoder!r} is not one whose stride atrous-advisor knows"
     else:
         facts.output_stride = stride
-    facts.ppm = PpmFacts(CSAIL_PPM[decoder], PPM_SCALES, dv.loc, True, stride, dv.loc if stride else None, None,
+    facts.ppm = PpmFacts(CSAIL_PPM[decoder], PPM_SCALES, _at(dv, facts), True, stride, _at(dv, facts) if stride else None, None,
                          key="pool_scales")
 
 
@@ -179,9 +184,9 @@ def _resolve_mapped(cfg: dict, keys: dict, facts: ConfigFacts) -> None:
         if sv is None:
             facts.stride_why = f"the config has no `{keys['stride']}`"
         elif type(value) is not int or value <= 0:
-            facts.unresolved.append(Unresolved(keys["stride"], sv.loc, f"{value!r} is not a stride"))
+            facts.unresolved.append(Unresolved(keys["stride"], _at(sv, facts), f"{value!r} is not a stride"))
         else:
-            stride, stride_loc = value, sv.loc
+            stride, stride_loc = value, _at(sv, facts)
             facts.output_stride = stride
     else:
         facts.stride_why = f"no `stride` key in {where}"
@@ -195,18 +200,18 @@ def _resolve_mapped(cfg: dict, keys: dict, facts: ConfigFacts) -> None:
         value, rv = _get(cfg, keys["rates"])
         rates = positive_ints(value) if rv is not None else None
         if rv is not None and rates is None:
-            facts.unresolved.append(Unresolved(keys["rates"], rv.loc, f"{value!r} is not a list of positive ints"))
+            facts.unresolved.append(Unresolved(keys["rates"], _at(rv, facts), f"{value!r} is not a list of positive ints"))
         elif rates is not None:
             has_1x1 = 1 in rates  # a rate of 1 is a 1×1 branch, as in mmseg and PaddleSeg
             dilated = tuple(r for r in rates if r != 1)
             if dilated:
-                facts.aspp = AsppFacts(keys["rates"], dilated, rv.loc, False, stride, stride_loc, target(keys["rates"]),
+                facts.aspp = AsppFacts(keys["rates"], dilated, _at(rv, facts), False, stride, stride_loc, target(keys["rates"]),
                                        to_written=(lambda new: [1, *new]) if has_1x1 else list)
     if "scales" in keys:
         value, pv = _get(cfg, keys["scales"])
         scales = positive_ints(value) if pv is not None else None
         if pv is not None and scales is None:
-            facts.unresolved.append(Unresolved(keys["scales"], pv.loc, f"{value!r} is not a list of positive ints"))
+            facts.unresolved.append(Unresolved(keys["scales"], _at(pv, facts), f"{value!r} is not a list of positive ints"))
         elif scales is not None:
-            facts.ppm = PpmFacts(keys["scales"], scales, pv.loc, False, stride, stride_loc, target(keys["scales"]),
+            facts.ppm = PpmFacts(keys["scales"], scales, _at(pv, facts), False, stride, stride_loc, target(keys["scales"]),
                                  key=keys["scales"].rsplit(".", 1)[-1])

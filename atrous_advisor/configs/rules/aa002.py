@@ -50,7 +50,7 @@ class ContextHeadNotChecked(Rule):
         if facts.aspp is not None:
             heads.append((facts.aspp.head, f"rates {fmt.rates(facts.aspp.rates)}", facts.aspp.stride, facts.aspp.loc))
         if facts.ppm is not None:
-            heads.append((facts.ppm.head, f"pool scales {facts.ppm.scales}", facts.ppm.stride, facts.ppm.loc))
+            heads.append((facts.ppm.head, f"{facts.ppm.key} {fmt.ints(facts.ppm.scales)}", facts.ppm.stride, facts.ppm.loc))
         for head, what, stride, loc in heads:
             missing, why = [], []
             if facts.crop is None:

@@ -40,6 +40,7 @@ class PpmCellBelowMinCell(Rule):
         if found is None:
             return
         analysis, fix = found
+        assert facts.ppm is not None  # ppm_analysis found a PPM
         # Scale 1 pools the whole crop: no other setting makes its cell larger, so it is never reported.
         small = [c for c in analysis.cells if c.below_min_cell and c.scale != 1]
         if not small:

@@ -38,6 +38,7 @@ class PpmScaleAboveFeatureMap(Rule):
         if found is None:
             return
         analysis, fix = found
+        assert facts.ppm is not None  # ppm_analysis found a PPM
         big = [c.scale for c in analysis.cells if c.redundant]
         if big:
             yield self.diagnostic(
