@@ -88,6 +88,9 @@ def test_smp_deeplabv3plus_on_mit_b0(reports):
     assert r.unknown is None and r.global_context
     (aspp,) = r.aspp
     assert aspp.stride == (16, 16) and aspp.feature_map == (16, 16)
+    # the last MiT stage runs dilated (stride 1, dilation 2): the encoder ends at 16, not at the 32 px grid of
+    # the spatially reduced keys that attention mixes into one global value
+    assert r.output_stride == (16, 16)
 
 
 def test_mask2former_describes_the_masks_and_says_what_it_cannot_follow(reports):

@@ -120,3 +120,26 @@ def test_misaligned_warning_names_the_resize(tmp_path):
     assert r.misaligned
     (w,) = [w for w in r.warnings if w.startswith("misaligned")]
     assert "align_corners=False" in w and "align_corners=True" not in w
+
+
+def test_head_whose_map_times_stride_is_not_the_crop_gets_no_advice(tmp_path):
+    """A model that analyses one 128×128 tile of its input: its ASPP sees a 16×16 map at stride 8 — 128 px of
+    a 512 crop. Rates computed for the crop would be for another image: the head is listed, not advised.
+    (A resize is not such a case: the jump is in input pixels, so map × stride gives the crop back.)"""
+    path = tmp_path / "tile.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.stem = nn.Conv2d(3, 8, 3, 8, 1)\n"
+        "        self.aspp = nn.ModuleList(nn.Conv2d(8, 8, 3, padding=r, dilation=r) for r in (2, 4, 6))\n"
+        "    def forward(self, x):\n"
+        "        y = self.stem(x[:, :, :128, :128])\n"
+        "        return torch.cat([b(y) for b in self.aspp], 1)\n"
+        "model = Net()\n"
+    )
+    r = inspect_model(str(path), (512, 512))
+    assert not r.aspp and r.unknown is None
+    (head,) = r.unassessed
+    assert head.kind == "aspp" and head.stride == (8, 8) and "does not give back the 512×512 crop" in head.reason

@@ -103,8 +103,8 @@ class InspectReport(ResultModel):
     unknown: Optional[str]  # why the output's field is unknown; then every field/stride below is None
     output_stride: Optional[NumPair]  # coarsest jump of finite, non-pooled features on the output's path
     output_feature_map: Optional[IntPair]
-    receptive_field: Optional[MaybeNumPair]  # largest finite field at the output (global paths excluded)
-    receptive_field_min: Optional[MaybeNumPair]
+    receptive_field: Optional[MaybeNumPair]  # largest finite field of the output feature at the origin phase (global paths excluded; other phases can be ~2% larger where upsampled paths merge)
+    receptive_field_min: Optional[MaybeNumPair]  # smallest finite field over paths into the same feature
     output_jump: Optional[NumPair]
     output_centre: Optional[NumPair]
     global_context: Optional[bool]
