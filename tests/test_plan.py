@@ -247,6 +247,8 @@ def test_parse_memory_rejects(text):
     (["--memory", "1GiB", "--batch", "2"], "less than the parameters alone"),
     (["--memory", "8G", "--batch", "0"], "--batch"),
     (["--memory", "8G", "--batch", "2", "--crops", "a:b"], "--crops"),
+    (["--memory", "8G", "--batch", "2", "--crops", "512x0"], "--crops '512x0'"),
+    (["--memory", "8G", "--batch", "2", "--image", "0x5"], "--image '0x5'"),
     (["--memory", "8G", "--batch", "2", "--precision", "fp8"], "--precision"),
     (["--memory", "8G", "--batch", "2", "--optimizer", "lion"], "--optimizer"),
     (["--memory", "8G", "--batch", "2", "--crops", "64", "--strides", "8,16"], "output-stride arguments"),

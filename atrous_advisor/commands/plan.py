@@ -34,7 +34,10 @@ def plan(
     budget = parse_memory(memory)
     batch_value = parse_int(batch, "--batch", BATCH)
     options = parse_kwargs(kwargs)
-    image_pair = parse_crop(image) if image is not None else None
+    try:
+        image_pair = parse_crop(image) if image is not None else None
+    except InputError as exc:
+        raise InputError(f"--image {image!r}: {exc}") from exc
     stride_values = parse_int_list(strides, "strides") if strides is not None else None
     from atrous_advisor.graph.loading import _torch
 

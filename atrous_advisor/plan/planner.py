@@ -64,7 +64,11 @@ def parse_crops(text: str) -> list[tuple[int, int]]:
         raise InputError(f"--crops: {len(items)} crops; plan at most {MAX_LIST} at once")
     if not items:
         raise InputError(f"--crops {raw!r}: expected START:STOP:STEP or a list such as 512,769,1024")
-    return sorted({parse_crop(p) for p in items}, key=lambda c: (c[0] * c[1], c))
+    try:
+        crops = {parse_crop(p) for p in items}
+    except InputError as exc:
+        raise InputError(f"--crops {raw!r}: {exc}") from exc
+    return sorted(crops, key=lambda c: (c[0] * c[1], c))
 
 
 def _find_head(model, crop) -> _Head:
