@@ -94,9 +94,10 @@ def run(scale: float, sandbox: Path) -> None:
         "validate": ["--crop", "--seed", "--steps", "--batch-size", "--repeats", "--ignore-index", "--num-classes",
                      "--workers", "--scale-range", "--lr", "--sweep", "--scales", "--checkpoint-every", "--kwargs"],
         "synth": ["--size", "--train", "--val", "--classes", "--seed", "--cue-near", "--cue-far", "--objects"],
+        "plan": ["--memory", "--batch", "--crops", "--strides", "--image", "--kwargs"],
     }
 
-    @settings(max_examples=n(300), **common)
+    @settings(max_examples=n(360), **common)
     @given(data=st.data(), command=st.sampled_from(sorted(options)), as_json=st.booleans())
     def model_commands(data, command, as_json):
         option = data.draw(st.sampled_from(options[command]))
@@ -109,6 +110,7 @@ def run(scale: float, sandbox: Path) -> None:
             "validate": [str(TINY_MODEL), "--data", str(data_dir), "--crop", "64", "--steps", "1", "--batch-size", "1",
                          "--out", str(out / "v"), "--kwargs", '{"num_classes": 3}'],
             "synth": [str(out / "d"), "--size", "32", "--train", "1", "--val", "1"],
+            "plan": [str(TINY_MODEL), "--memory", "1GiB", "--batch", "1", "--crops", "64"],
         }[command]
         json_mode = as_json and command != "synth"
         args = [command, *base, option, value] + (["--json"] if json_mode else [])

@@ -56,7 +56,7 @@ def number_text() -> st.SearchStrategy[str]:
 # Options that set how much work a valid run does: a valid draw is kept small (a long training run is a correct
 # answer, not a hang); every hostile value is still tried.
 WORK = {"--steps": (1, 2), "--repeats": (1, 2), "--images": (1, 2), "--batch-size": (1, 2), "--workers": (0, 1),
-        "--crop": (33, 96), "--train": (1, 2), "--val": (1, 2), "--size": (32, 64), "--checkpoint-every": (0, 2)}
+        "--crop": (33, 96), "--batch": (1, 2), "--crops": (64, 96), "--train": (1, 2), "--val": (1, 2), "--size": (32, 64), "--checkpoint-every": (0, 2)}
 
 
 def option_text(option: str) -> st.SearchStrategy[str]:

@@ -65,3 +65,13 @@ def test_inspect_field_map_is_not_overwritten_without_force(run_cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*tmp*"))  # written through a temp file that is gone
+
+
+def test_inspect_fix_is_one_line_at_any_width():
+    pytest.importorskip("torch")
+    out = subprocess.run(
+        [sys.executable, "-m", "atrous_advisor", "inspect", str(EXAMPLES / "tiny_aspp.py"), "--crop", "128"],
+        capture_output=True, text=True, env={**__import__("os").environ, "COLUMNS": "60"}, check=True,
+    ).stdout
+    fix = [line for line in out.splitlines() if line.strip().startswith("fix:")]
+    assert fix and fix[0].rstrip().endswith("aspp.branches.3.0: dilation=padding=6"), out

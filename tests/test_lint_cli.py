@@ -59,8 +59,9 @@ def test_json_contract(run_cli, tree):
     assert set(report) == {"configs", "errors", "skipped", "summary"}
     by_path = {c["path"]: c for c in report["configs"]}
     ade = by_path[ADE512]
-    assert set(ade) == {"path", "framework", "crop", "output_stride", "aspp_rates", "pool_scales", "checked", "gaps",
-                        "supplied", "diagnostics"}
+    assert set(ade) == {"path", "framework", "crop", "output_stride", "aspp_rates", "pool_scales", "aspp_heads",
+                        "checked", "gaps", "supplied", "diagnostics"}
+    assert ade["aspp_heads"] == [{"head": "ASPPHead", "rates": [12, 24, 36], "output_stride": 8}]
     assert (ade["framework"], ade["checked"], ade["gaps"], ade["supplied"]) == ("mmseg", "full", [], {})
     assert (ade["crop"], ade["output_stride"], ade["aspp_rates"], ade["pool_scales"]) == ([512, 512], 8, [12, 24, 36], None)
     (diag,) = ade["diagnostics"]

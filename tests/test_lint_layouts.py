@@ -46,7 +46,7 @@ def test_a_named_lazyconfig_is_said_in_one_line_and_never_all_checks_passed(run_
     result = run_cli("lint", str(LAZY.relative_to(FIXTURES)))
     assert result.exit_code == 0
     assert result.stderr == f"{LAZY.relative_to(FIXTURES)}: skipped: a Detectron2 LazyConfig (Python); atrous-advisor reads Detectron2's YAML configs\n"
-    assert "All checks passed" not in result.stdout and "1 file skipped as not configs" in result.stdout
+    assert "All checks passed" not in result.stdout and "1 file skipped." in result.stdout
     report = json.loads(run_cli("lint", "--json", str(LAZY.relative_to(FIXTURES))).stdout)
     assert report["skipped"] == [{"path": str(LAZY.relative_to(FIXTURES)), "what": report["skipped"][0]["what"], "named": True, "special": False, "recognised": True}]
     assert report["summary"]["passed"] is False
@@ -308,3 +308,30 @@ def test_a_script_importing_framework_classes_is_a_module_not_a_new_style_config
     found = recognise(script)
     assert isinstance(found, Skipped) and found.what == "an ordinary Python module"
     assert recognise(NEW / "_base_/models/deeplabv3plus_r50_d8.py").name == "mmseg_new"  # a base without read_base
+
+
+def test_a_named_base_that_nothing_inherits_is_said_not_passed(run_cli, tmp_path, monkeypatch):
+    base = tmp_path / "configs/_base_/models/deeplabv3_r50-d8.py"
+    base.parent.mkdir(parents=True)
+    base.write_text((FIXTURES / "mmseg1x/_base_/models/deeplabv3_r50-d8.py").read_text())
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("lint", "configs/_base_/models/deeplabv3_r50-d8.py")
+    assert "All checks passed" not in result.stdout and result.stdout.endswith("1 file skipped.\n")
+    assert "no config under the searched folders inherits" in result.stderr
+
+
+def test_an_unreadable_yaml_in_a_walked_folder_is_an_error_with_its_line(tmp_path):
+    (tmp_path / "ok.yaml").write_text("MODEL:\n  META_ARCHITECTURE: SemanticSegmentor\n")
+    (tmp_path / "bad.yaml").write_text("MODEL:\n  SEM_SEG_HEAD:\n    ASPP_DILATIONS: [6, 12, 18\n")
+    run = lint_paths([tmp_path], Settings())
+    (error,) = run.errors
+    assert error.path.name == "bad.yaml" and "unreadable YAML" in error.message and "bad.yaml:" in error.message
+    assert [r.path.name for r in run.results] == ["ok.yaml"]
+
+
+def test_both_panoptic_heads_are_in_the_json(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    report = json.loads(run_cli("lint", "--json", str(PANOPTIC_LEAF.relative_to(FIXTURES))).stdout)
+    (config,) = report["configs"]
+    assert [(h["head"], h["rates"], h["output_stride"]) for h in config["aspp_heads"]] == [
+        ("PanopticDeepLabSemSegHead", [6, 12, 18], 16), ("PanopticDeepLabInsEmbedHead", [6, 12, 18], 16)]

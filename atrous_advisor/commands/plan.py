@@ -28,12 +28,11 @@ def plan(
     """Peak training memory per crop (fake tensors, no GPU needed), the largest crop that fits, and its rates."""
     from atrous_advisor.commands.inspect import parse_kwargs
     from atrous_advisor.geometry import parse_crop, parse_int_list
+    from atrous_advisor.numbers import BATCH, parse_int
     from atrous_advisor.plan.budget import parse_memory
 
     budget = parse_memory(memory)
-    if not batch.strip().isdigit() or int(batch) < 1:
-        raise InputError(f"--batch {batch!r}: must be a positive integer")
-    batch_value = int(batch)
+    batch_value = parse_int(batch, "--batch", BATCH)
     options = parse_kwargs(kwargs)
     image_pair = parse_crop(image) if image is not None else None
     stride_values = parse_int_list(strides, "strides") if strides is not None else None

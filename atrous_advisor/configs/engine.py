@@ -273,6 +273,12 @@ def _not_recognised(path: Path) -> str:
         try:
             top_mapping(text)
         except Unreadable as exc:
+            from atrous_advisor.configs.detectron2 import parse_yaml
+
+            try:  # the located reader says where: `x.yaml:5:3: unreadable YAML: …`
+                parse_yaml(path, text)
+            except ConfigError as located:
+                return str(located)
             return f"{path}: unreadable YAML: {exc}"
     return (
         f"{path}: not a config layout atrous-advisor reads (MMSegmentation, mmengine new-style, Detectron2, "
@@ -301,8 +307,12 @@ def lint_paths(
             skipped.setdefault(key, SkippedFile(path, layout.what, is_named))
             return False
         if layout is None:
-            if not is_named:  # named ones are an error (below); walked ones are counted
-                skipped.setdefault(key, SkippedFile(path, "in no layout atrous-advisor reads", False, recognised=False))
+            if not is_named:  # named ones are an error (below); walked ones are counted, or an error if unreadable
+                why = _not_recognised(path)
+                if ": unreadable YAML: " in why or ": cannot read: " in why:
+                    run.errors.append(LintError(path, why))
+                else:
+                    skipped.setdefault(key, SkippedFile(path, "in no layout atrous-advisor reads", False, recognised=False))
             return False
         if key not in targets:
             targets[key] = (path, layout.name, writable)
@@ -347,6 +357,20 @@ def lint_paths(
         for path in dependents:
             if not is_base_file(path):
                 add(path, False)
+        # A base that no config inherits: nothing was checked for it, and that is said, not passed silently.
+        inherited: set[Path] = set()
+        for path in dependents:
+            layout = linter.recognise(path)
+            if isinstance(layout, type) and issubclass(layout, Framework):
+                try:
+                    inherited |= linter.ancestors(canonical(path), layout.name)
+                except ConfigError:
+                    continue
+        for path in named:
+            if is_base_file(path) and canonical(path) not in inherited and not any(e.path == path for e in run.errors):
+                skipped.setdefault(canonical(path), SkippedFile(
+                    path, "a base file that no config under the searched folders inherits, so nothing was checked "
+                    "(--root DIR searches another folder)", True))
     for path, kind in special:
         skipped.setdefault(canonical(path), SkippedFile(path, f"{kind}, not a config file; not opened", False, True))
     run.skipped = list(skipped.values())

@@ -12,6 +12,7 @@ from typing import Callable
 
 from atrous_advisor.configs.values import canonical
 from atrous_advisor.report.lint_models import (
+    LintAsppHead,
     LintDiagnostic,
     LintedConfig,
     LintFileError,
@@ -75,6 +76,8 @@ def build_report(run, fixable: Callable[[object, object], bool]) -> LintReport:
             output_stride=facts.output_stride,
             aspp_rates=list(facts.aspp.rates) if facts.aspp else None,
             pool_scales=list(facts.ppm.scales) if facts.ppm else None,
+            aspp_heads=[LintAsppHead(head=h.head, rates=list(h.rates), output_stride=h.stride)
+                        for h in (facts.aspp, *facts.extra_aspp) if h is not None],
             checked="partial" if missing else "full",
             gaps=missing,
             supplied=dict(facts.supplied),

@@ -70,9 +70,11 @@ class Propagation:
         """Ids of the nodes the given outputs (default: the primary one) are computed from. With
         ``through_global=False``, not through inputs an op mixed over all their positions (the keys and
         values of global attention): what is left reaches the output as a grid of features."""
-        refs = refs if refs is not None else ([self.output_ref()] if self.output_ref() else [])
+        if refs is None:
+            primary = self.output_ref()
+            refs = [primary] if primary is not None else []
         seen: set[int] = set()
-        stack = [r.node for r in refs if r is not None]
+        stack = [r.node for r in refs]
         while stack:
             n = stack.pop()
             if n in seen:
@@ -162,17 +164,17 @@ def propagate(graph: CapturedGraph) -> Propagation:
         try:
             if handler is None:
                 raise HandlerError("no handler")
-            fields[node.id] = result = handler(call)
-            if isinstance(result, NodeField) and result.global_args:
+            fields[node.id] = got = handler(call)
+            if isinstance(got, NodeField) and got.global_args:
                 refs = _spatial_refs((node.args, node.kwargs), fields)
-                global_inputs[node.id] = {refs[k].node for k in result.global_args if k < len(refs)}
+                global_inputs[node.id] = {refs[k].node for k in got.global_args if k < len(refs)}
         except HandlerError as exc:
             unsupported[node.kind][node.module or "<root>"] += 1
             reasons.setdefault(node.kind, str(exc))
             fields[node.id] = Unknown(node.kind, node.module, str(exc))
-    result = Propagation(graph, fields, {k: dict(v) for k, v in unsupported.items()}, reasons, global_inputs=global_inputs)
-    for kind, where in result.unsupported.items():
+    prop = Propagation(graph, fields, {k: dict(v) for k, v in unsupported.items()}, reasons, global_inputs=global_inputs)
+    for kind, where in prop.unsupported.items():
         modules = ", ".join(sorted(where)[:3]) + (" …" if len(where) > 3 else "")
         why = "" if reasons[kind] == "no handler" else f" — {reasons[kind]}"
-        result.notes.append(f"{kind} ×{sum(where.values())} in {modules}{why}")
-    return result
+        prop.notes.append(f"{kind} ×{sum(where.values())} in {modules}{why}")
+    return prop

@@ -725,12 +725,12 @@ def matmul(call: OpCall) -> Optional[NodeField]:
             if c in prim_dims and L.normalize((prim_dims[c],)) == L.normalize((dd,)):
                 continue  # the same positions paired (windows in the batch dim), not a cross product
             kept_as_keys.append(dd)
-            letter_dims[c] = tuple((L.KEY_TAGS.get(t, t), n, st) for t, n, st in dd)
+            letter_dims[c] = tuple((L.KEY_TAGS.get(t, t) if t is not None else None, n, st) for t, n, st in dd)
         pooled = _pooled(f, gone + kept_as_keys) if i != primary else _pooled(f, gone)
         if i != primary and all(not p.finite for p in pooled) and any(a.finite for a in f.axes):
             whole.add(i)
         parts.append(pooled)
-    dims = []
+    out_dims: list[L.Dim] = []
     for c in out:
         known = letter_dims.get(c)
         if known is None:

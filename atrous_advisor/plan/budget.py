@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 
+from atrous_advisor.numbers import shown
 from atrous_advisor.errors import InputError
 from atrous_advisor.report import format as fmt
 
@@ -37,6 +38,9 @@ _UNITS = {
 _BUDGET = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*")
 
 
+MAX_MEMORY = 2**60  # bytes: a budget past an exbibyte is a typo
+
+
 def parse_memory(text: str) -> int:
     """Bytes in ``24GiB``, ``24G`` (binary, as GPU vendors' "24 GB" cards are), ``24000MB`` (decimal), ``0.5TiB``.
 
@@ -48,7 +52,9 @@ def parse_memory(text: str) -> int:
         raise InputError(f"--memory {raw!r}: expected a size such as 24GiB, 24G, 24000MB or 0.5TiB")
     value = float(found.group(1)) * _UNITS[found.group(2).lower()]
     if value < 1:
-        raise InputError(f"--memory {raw!r}: the budget must be more than zero bytes")
+        raise InputError(f"--memory {shown(raw)}: the budget must be more than zero bytes")
+    if not value <= MAX_MEMORY:  # also inf, from a number of 5,000 digits
+        raise InputError(f"--memory {shown(raw)}: at most {MAX_MEMORY // 2**50} PiB")
     return int(value)
 
 

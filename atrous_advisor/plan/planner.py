@@ -44,20 +44,24 @@ class _Head:
 def parse_crops(text: str) -> list[tuple[int, int]]:
     """``384:1024:64`` (square crops, both ends included) or ``512,769,512x1024`` (a list)."""
     from atrous_advisor.geometry import parse_crop
+    from atrous_advisor.numbers import CROP, MAX_LIST, parse_int, shown
 
     raw = str(text).strip()
     if ":" in raw:
         parts = raw.split(":")
-        if len(parts) != 3 or not all(p.strip().isdigit() for p in parts):
-            raise InputError(f"--crops {raw!r}: expected START:STOP:STEP such as 384:1024:64")
-        start, stop, step = (int(p) for p in parts)
-        if start < 1 or step < 1 or stop < start:
-            raise InputError(f"--crops {raw!r}: need 1 ≤ START ≤ STOP and STEP ≥ 1")
-        sides = list(range(start, stop + 1, step))
-        if len(sides) > 64:
-            raise InputError(f"--crops {raw!r}: {len(sides)} crops; plan at most 64 at once")
-        return [(s, s) for s in sides]
+        if len(parts) != 3:
+            raise InputError(f"--crops {shown(raw)}: expected START:STOP:STEP such as 384:1024:64")
+        start, stop = (parse_int(p, "--crops", CROP) for p in parts[:2])
+        step = parse_int(parts[2], "--crops step", CROP)
+        if stop < start:
+            raise InputError(f"--crops {shown(raw)}: need 1 ≤ START ≤ STOP and STEP ≥ 1")
+        count = (stop - start) // step + 1  # counted before a list of them is made
+        if count > MAX_LIST:
+            raise InputError(f"--crops {shown(raw)}: {count} crops; plan at most {MAX_LIST} at once")
+        return [(s, s) for s in range(start, stop + 1, step)]
     items = [p for p in raw.split(",") if p.strip()]
+    if len(items) > MAX_LIST:
+        raise InputError(f"--crops: {len(items)} crops; plan at most {MAX_LIST} at once")
     if not items:
         raise InputError(f"--crops {raw!r}: expected START:STOP:STEP or a list such as 512,769,1024")
     return sorted({parse_crop(p) for p in items}, key=lambda c: (c[0] * c[1], c))

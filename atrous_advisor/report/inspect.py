@@ -64,18 +64,18 @@ def render_inspect(report: InspectReport, console: Console, layers: bool = False
                       f"analytic field at the head {_fmt(head.head_field, ' px')}; "
                       f"r* = {fmt.pair(head.optimal_base_rate, digits=2) if head.optimal_base_rate else 'unknown'}")
         mark = "[green]ok[/green]" if head.ok else "[red]problem[/red]"
-        console.print(f"  {mark}: {head.verdict}")
+        console.print(f"  {mark}: {head.verdict}", soft_wrap=True)
         if head.fix:
-            console.print(f"  [bold]fix[/bold]: {head.fix}")
+            console.print(f"  [bold]fix[/bold]: {head.fix}", soft_wrap=True)  # a fix is pasted: never broken mid-expression
     for p in report.ppm:
         console.print(f"\n[bold]PPM[/bold] {p.name}: scales {tuple(p.scales)} on a {_fmt(p.feature_map)} map "
                       f"at stride {_fmt(p.stride)}")
         cells = ", ".join(f"{s}→{_fmt(tuple(round(c) for c in px), ' px')}" for s, px in zip(p.scales, p.cell_pixels))
         console.print(f"  cells: {cells}")
         mark = "[green]ok[/green]" if p.ok else "[red]problem[/red]"
-        console.print(f"  {mark}: {p.verdict}")
+        console.print(f"  {mark}: {p.verdict}", soft_wrap=True)
         if p.fix:
-            console.print(f"  [bold]fix[/bold]: {p.fix}")
+            console.print(f"  [bold]fix[/bold]: {p.fix}", soft_wrap=True)  # a fix is pasted: never broken mid-expression
     for f in report.fcn:
         mark = "[green]ok[/green]" if f.ok else "[red]problem[/red]"
         console.print(f"\n[bold]dilated FCN head[/bold] {f.name}: {mark}: {f.verdict}")

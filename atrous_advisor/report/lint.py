@@ -43,7 +43,7 @@ def summary_line(s: LintSummary) -> str:
         why = ", ".join(f"{gap}: {n}" for gap, n in sorted(s.partly_why.items()))
         line += f"; {s.partly_checked} partly checked ({why})"
     if s.skipped:
-        line += f"; {_plural(s.skipped, 'file')} skipped as not configs"
+        line += f"; {_plural(s.skipped, 'file')} skipped"
     if s.not_recognised:
         line += f"; {_plural(s.not_recognised, 'file')} in no known layout"
     if s.not_linted:

@@ -19,6 +19,12 @@ class LintDiagnostic(ResultModel):
     fixable: bool  # `--fix` would write it: a safe fix, in a config it rewrites, that it can edit
 
 
+class LintAsppHead(ResultModel):
+    head: str
+    rates: list[Union[int, tuple[int, int]]]  # the dilated branches' rates, without the 1×1
+    output_stride: Optional[int]
+
+
 class LintedConfig(ResultModel):
     path: str
     framework: str  # "mmseg", "detectron2", "paddleseg", "smp", ...
@@ -26,6 +32,7 @@ class LintedConfig(ResultModel):
     output_stride: Optional[int]
     aspp_rates: Optional[list[Union[int, tuple[int, int]]]]  # the dilated branches' rates, without the 1×1
     pool_scales: Optional[list[int]]
+    aspp_heads: list[LintAsppHead]  # every ASPP head (Panoptic-DeepLab has two); aspp_rates is the first's
     checked: Literal["full", "partial"]
     gaps: list[str]  # why it is only partly checked: "crop unknown", "stride unknown", "unresolved: X"
     supplied: dict[str, str]  # "crop"/"stride" -> where the value was given (comment, flag, pyproject)

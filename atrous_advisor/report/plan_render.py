@@ -69,7 +69,7 @@ def render_plan(report: PlanReport, console: Console) -> None:
         elif best.suggested_scales is not None:
             console.print(f"  feature map {fmap} → pool scales {fmt.ints(best.suggested_scales)}")
         if report.fix:
-            console.print(f"  [bold]fix[/bold]: {report.fix}")
+            console.print(f"  [bold]fix[/bold]: {report.fix}", soft_wrap=True)  # a fix is pasted: never broken mid-expression
     if report.image is not None:
         whole = next((c for c in report.candidates if tuple(c.crop) == tuple(report.image)), None)
         if whole is not None:
