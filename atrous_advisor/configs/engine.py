@@ -427,6 +427,8 @@ def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_ro
         try:
             current = relint(original)
         except ConfigError:  # changed on disk since it was linted: fix nothing in it
+            fix.skipped.append("the file changed since it was linted and no longer reads; run again")
+            out.append(fix)
             continue
         tried: set = set()
         for _ in range(max_rounds):
