@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,7 +136,7 @@ def run_all(plan: Plan, jobs: int, write=None) -> None:
     while queue or running:
         while queue and len(running) < jobs:
             crop, seed = queue.pop(0)
-            log = open(logs / f"crop{crop}-seed{seed}.log", "a")
+            log = open(logs / f"{plan.out_dir(crop, seed).name}.log", "a")
             running.append(((crop, seed), _cli(plan.validate_args(crop, seed), plan, stdout=log, stderr=subprocess.STDOUT)))
             print(f"{time.strftime('%H:%M:%S')} started crop {crop} seed {seed}", flush=True)
         time.sleep(2)
@@ -219,22 +219,24 @@ def summarise(plan: Plan, runs: list[dict]) -> tuple[list[dict], dict]:
     return crops, verdict
 
 
+PLATEAU = 0.65  # mIoU: runs below it found the objects but guess their class (measured: none lands in 0.60–0.71)
+
+
 def _robust(by_rate: dict[int, list[dict]], seeds: int) -> dict:
-    """Outcomes are bimodal at this budget (a run learns to read the cue, or stays on a plateau), so the mean
-    is backed by two statistics that one stuck run cannot swing: the median over seeds, and in how many seeds
-    the rate beat DeepLab's 24 trained with the same seed."""
-    default = {r["seed"]: r["miou"] for r in by_rate.get(DEFAULT_STYLE_RATE, [])}
+    """Outcomes are bimodal at this budget: a run learns to read the cue (mIoU ≥ 0.71 here), or stays on a
+    plateau where the objects are found and their class is guessed (≤ 0.60). Which one happens depends mostly on
+    the seed (initialisation and sample order), and one stuck run swings a three-seed mean by 0.1. So next to
+    the mean: the median, how many seeds left the plateau, and — post hoc, labelled as such — the mean mIoU
+    of the runs that did."""
     rows = []
     for rate in sorted(by_rate):
-        if rate == DEFAULT_STYLE_RATE:
-            continue
         runs = by_rate[rate]
-        paired = [r for r in runs if r["seed"] in default]
+        learned = [r["miou"] for r in runs if r["miou"] >= PLATEAU]
         rows.append({"base_rate": rate, "miou_median": statistics.median(r["miou"] for r in runs), "seeds": len(runs),
-                     "beats_default_same_seed": sum(r["miou"] > default[r["seed"]] for r in paired), "paired_seeds": len(paired)})
-    complete = [r for r in rows if r["seeds"] == seeds]
+                     "left_plateau": len(learned), "miou_mean_left_plateau": statistics.fmean(learned) if learned else None})
+    complete = [r for r in rows if r["seeds"] == seeds and r["base_rate"] != DEFAULT_STYLE_RATE]
     best = max(complete, key=lambda r: r["miou_median"])["base_rate"] if complete else None
-    return {"per_rate": rows, "best_rate_by_median": best}
+    return {"plateau_below": PLATEAU, "per_rate": rows, "best_rate_by_median": best}
 
 
 def _paired(a: list[dict], b: list[dict]) -> dict | None:
@@ -300,9 +302,10 @@ def markdown(document: dict) -> str:
         else:
             lo, hi = paired["ci95"]
             diff = f"{paired['mean'] * 100:+.1f} pts, 95% CI [{lo * 100:+.1f}, {hi * 100:+.1f}] over {paired['seeds']} paired seeds"
-        robust = "; ".join(f"{r['base_rate']}: {r['miou_median']:.3f} ({r['beats_default_same_seed']}/{r['paired_seeds']})"
+        robust = "; ".join(f"{r['base_rate']}: {r['miou_median']:.3f} ({r['left_plateau']}/{r['seeds']}"
+                           + (f", {r['miou_mean_left_plateau']:.3f})" if r["miou_mean_left_plateau"] is not None else ")")
                            for r in v["robust"]["per_rate"])
-        lines.append(f"- crop {v['crop']}: median mIoU by rate (seeds beating DeepLab's 24 with the same seed): {robust}; "
+        lines.append(f"- crop {v['crop']}: median by rate (seeds that left the plateau, their mean): {robust}; "
                      f"best by median: {v['robust']['best_rate_by_median']}")
         within = {True: "yes", False: "no", None: "not known yet"}[v["best_within_1_of_round_r_star"]]
         lines.append(f"- crop {v['crop']}: best {v['best_rate']}, round(r*) {v['round_r_star']}, within ±1: {within}; "
@@ -331,6 +334,11 @@ def plot(document: dict, path: Path) -> None:
         err = [p["miou_std"] or 0.0 for p in rows]
         label = f"crop {crop['crop'][0]} (r* = {crop['r_star']:.2f})"
         left.errorbar(x, y, yerr=err, marker="o", capsize=3, color=colour, label=label)
+        offset = (colours.index(colour) - 1) * 0.12  # every single run, so the two outcome modes show
+        for r in document.get("runs", []):
+            if r["crop"][0] == crop["crop"][0]:
+                at = x_default if r["base_rate"] == DEFAULT_STYLE_RATE else r["base_rate"]
+                left.plot(at + offset, r["miou"], ".", color=colour, alpha=0.45, markersize=5)
         left.axvline(crop["r_star"], color=colour, linestyle=":", linewidth=1)
         default = next((p for p in crop["per_rate"] if p["base_rate"] == DEFAULT_STYLE_RATE), None)
         if default is not None:
@@ -344,7 +352,15 @@ def plot(document: dict, path: Path) -> None:
     left.legend(fontsize=8)
     crops = [c["crop"][0] for c in document["crops"] if c["best_rate"] is not None]
     bests = [c["best_rate"] for c in document["crops"] if c["best_rate"] is not None]
-    right.plot(crops, bests, "o", markersize=8, label="best measured base rate")
+    right.plot(crops, bests, "o", markersize=8, label="best base rate by mean mIoU (all runs)")
+    learned = []  # post hoc: the best level among runs that left the plateau (see the verdict's "robust")
+    for v in document.get("verdict", {}).get("per_crop", []):
+        rows = [r for r in v["robust"]["per_rate"] if r["miou_mean_left_plateau"] is not None and r["base_rate"] != DEFAULT_STYLE_RATE]
+        if rows:
+            learned.append((v["crop"], max(rows, key=lambda r: r["miou_mean_left_plateau"])["base_rate"]))
+    if learned:
+        right.plot([c for c, _ in learned], [b for _, b in learned], "s", markerfacecolor="none", markersize=9,
+                   label="post hoc: best among runs that left the plateau")
     if document["crops"]:
         xs = [min(c["crop"][0] for c in document["crops"]) - 16, max(c["crop"][0] for c in document["crops"]) + 16]
         right.plot(xs, [(x - MARGIN) / (6 * STRIDE) for x in xs], "k--", label="r* = (L − 32) / 24")
@@ -443,11 +459,15 @@ def main() -> None:
     parser.add_argument("--rerun", type=int, metavar="INDEX", help="re-run the recorded command of runs[INDEX]")
     parser.add_argument("--rerun-out", type=Path, help="a new folder for the rerun (default: a fresh one under benchmarks/out)")
     parser.add_argument("--ppm", action="store_true", help="the PPM comparison instead: (1, 2, 3, 6) vs suggested at two crops")
+    parser.add_argument("--only-crops", help="with --ppm: run only these crops of its plan (e.g. 80), to fill a free slot")
     args = parser.parse_args()
     if args.ppm:
         if not args.report_only:
-            make_data(PPM_PLAN)
-            run_all(PPM_PLAN, args.jobs, write_ppm_results)
+            plan = PPM_PLAN
+            if args.only_crops:
+                plan = replace(PPM_PLAN, crops={int(c): () for c in args.only_crops.split(",")})
+            make_data(plan)
+            run_all(plan, args.jobs, write_ppm_results)
         document = write_ppm_results(PPM_PLAN)
         for crop in document["crops"]:
             rows = "; ".join(f"{v['variant']} {tuple(v['scales'])}: {v['miou_mean']:.3f}"
