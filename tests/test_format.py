@@ -11,7 +11,8 @@ from atrous_advisor.report.base import ResultModel
 PACKAGE = Path(__file__).parents[1] / "atrous_advisor"
 # report/ is the bottom of the data flow: it may use the pure geometry constants, never the library or the CLI.
 UPWARD = ("atrous_advisor.advice", "atrous_advisor.commands", "atrous_advisor.cli", "atrous_advisor.graph",
-          "atrous_advisor.configs", "atrous_advisor.train", "atrous_advisor.erf")
+          "atrous_advisor.configs", "atrous_advisor.train", "atrous_advisor.erf", "atrous_advisor.plan",
+          "atrous_advisor.api", "atrous_advisor.integrations")
 
 
 def _imports(path: Path) -> set[str]:

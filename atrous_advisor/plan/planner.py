@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from atrous_advisor.errors import InputError, ModelLoadError
-from atrous_advisor.plan.budget import usable_bytes
+from atrous_advisor.plan.budget import ALLOCATOR_MARGIN, CONTEXT_RESERVE, usable_bytes
 from atrous_advisor.report.format import size
 from atrous_advisor.report.plan_models import MemoryBreakdown, PlanCandidate, PlanReport
 from atrous_advisor.usercode import user_code
@@ -312,6 +312,7 @@ def plan_model(
     return PlanReport(
         model=spec, memory_budget_bytes=budget, batch=batch, precision=precision,  # type: ignore[arg-type]
         candidates=candidates, recommended=recommended, usable_bytes=usable,
+        context_reserve_bytes=CONTEXT_RESERVE, allocator_margin=ALLOCATOR_MARGIN,
         head="; ".join(dict.fromkeys(heads)), fix=fix, image=(image[0], image[1]) if image else None,
         notes=list(dict.fromkeys(notes)),
     )

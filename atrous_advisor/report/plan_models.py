@@ -46,6 +46,8 @@ class PlanReport(ResultModel):
     recommended: Optional[PlanCandidate]
 
     usable_bytes: int = Field(0, exclude=True)
+    context_reserve_bytes: int = Field(0, exclude=True)  # what the budget keeps for the CUDA context
+    allocator_margin: float = Field(0.0, exclude=True)  # the share kept for allocator slack
     head: str = Field("", exclude=True)  # "ASPP classifier.0 (3 dilated branches)" or why there are no rates
     fix: Optional[str] = Field(None, exclude=True)
     image: Optional[IntPair] = Field(None, exclude=True)

@@ -7,7 +7,6 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from atrous_advisor.plan.budget import ALLOCATOR_MARGIN, CONTEXT_RESERVE
 from atrous_advisor.report import format as fmt
 from atrous_advisor.report.plan_models import PlanCandidate, PlanReport
 
@@ -28,7 +27,7 @@ def render_plan(report: PlanReport, console: Console) -> None:
     console.print(
         f"[bold]{report.model}[/bold] · batch {report.batch} · {report.precision} · budget "
         f"{fmt.size(report.memory_budget_bytes)} → {fmt.size(report.usable_bytes)} for tensors "
-        f"(minus {fmt.size(CONTEXT_RESERVE)} CUDA context, {ALLOCATOR_MARGIN:.0%} allocator margin)"
+        f"(minus {fmt.size(report.context_reserve_bytes)} CUDA context, {report.allocator_margin:.0%} allocator margin)"
     )
     console.print(f"  head: {report.head}")
     console.print("  OS: output stride · peak: one step's tensors · F: feature map at the head · MACs per image")
