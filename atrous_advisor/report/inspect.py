@@ -14,13 +14,6 @@ def _fmt(value, unit: str = "") -> str:
     return fmt.pair(value, unit, digits=1)
 
 
-def _si(n: int) -> str:
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return str(n)
-
-
 def render_inspect(report: InspectReport, console: Console, layers: bool = False) -> None:
     console.print(f"[bold]{report.model}[/bold] at crop {_fmt(report.crop)} "
                   f"(built on {report.device}, captured with {report.capture})")
@@ -43,8 +36,8 @@ def render_inspect(report: InspectReport, console: Console, layers: bool = False
         facts.append("[yellow]misaligned paths[/yellow]")
     if facts:
         console.print("  " + " · ".join(facts))
-    console.print(f"  cost: {_si(report.params)} params, {_si(report.macs)} MACs ({report.counter} counter): "
-                  + ", ".join(f"{m.name} {_si(m.macs)}" for m in report.cost_by_module))
+    console.print(f"  cost: {fmt.si(report.params)} params, {fmt.si(report.macs)} MACs ({report.counter} counter): "
+                  + ", ".join(f"{m.name} {fmt.si(m.macs)}" for m in report.cost_by_module))
 
     for head in report.aspp:
         pool = " + image pooling" if head.image_pool else ""
