@@ -26,6 +26,23 @@ class Unresolved:
 
 
 @dataclass(frozen=True)
+class UnknownHead:
+    """A head that carries rates or pooling scales but is not one the rules know how to check (AA002)."""
+
+    head: str  # its type as written ("MyASPPHead"), or the role it fills ("decode_head")
+    key: str  # the key holding the rates or scales ("dilations", "pool_scales")
+    value: str  # the value as the user wrote it, for the message
+    loc: Loc
+    why: str  # "head type 'MyASPPHead' is not one atrous-advisor knows"
+
+
+# Keys by which a head carries atrous rates or pooling scales in the layouts the readers follow: a head of an
+# unknown type that has one of them is reported, never passed as if it had nothing to check.
+CONTEXT_KEYS = ("dilations", "atrous_rates", "aspp_ratios", "aspp_dilations", "pool_scales", "bin_sizes",
+                "filter_sizes", "psp_size", "cm_bin_sizes")
+
+
+@dataclass(frozen=True)
 class Target:
     """Where a value lives in the merged config, for ``--fix``.
 
@@ -127,6 +144,7 @@ class ConfigFacts:
     stride_why: str = ""  # why a head's stride is unknown: "no model.backbone", "backbone type 'X' is not known"
     # Values the user supplied where the config carries none (per-file comment, --crop/--stride, pyproject).
     supplied: dict[str, str] = field(default_factory=dict)  # "crop"/"stride" -> where from
+    unknown_heads: list[UnknownHead] = field(default_factory=list)  # heads with rates/scales no rule can check
     @property
     def unresolved_crop(self) -> bool:
         """Whether an AA001 already says why the crop is unknown (a RandomCrop whose size cannot be read)."""

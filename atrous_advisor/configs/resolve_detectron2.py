@@ -18,6 +18,7 @@ from atrous_advisor.configs.facts import (
     DilatedConv,
     Divisibility,
     Target,
+    UnknownHead,
     Unresolved,
     as_crop,
 )
@@ -170,7 +171,13 @@ class _Resolver:
         name, _ = self.get("MODEL.SEM_SEG_HEAD.NAME")
         self.crop()
         if name not in DEEPLAB_HEADS:
-            self.facts.notes.append(f"semantic head {name!r} has no ASPP")
+            rates, rv = self.get("MODEL.SEM_SEG_HEAD.ASPP_DILATIONS")
+            if rv is not None:  # written for a head the rules do not know: reported, not passed (AA002)
+                self.facts.unknown_heads.append(UnknownHead(
+                    str(name), "ASPP_DILATIONS", repr(rates), self.loc(rv, "MODEL.SEM_SEG_HEAD.ASPP_DILATIONS"),
+                    f"semantic head {name!r} is not one atrous-advisor knows"))
+            else:
+                self.facts.notes.append(f"semantic head {name!r} has no ASPP")
             return self.facts
         stage = self.stages()
         if stage is None and self.facts.unresolved:

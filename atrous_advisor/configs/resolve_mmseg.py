@@ -19,7 +19,9 @@ from atrous_advisor.configs.facts import (
     DilatedConv,
     Divisibility,
     PpmFacts,
+    CONTEXT_KEYS,
     Target,
+    UnknownHead,
     Unresolved,
     as_crop,
     positive_ints,
@@ -321,10 +323,31 @@ class _Resolver:
             self.ppm(head, kind, keys, chain, listed, outputs, is_decode)
         elif kind == "FCNHead":
             self.fcn(head, kind, outputs, is_decode)
+        elif self.unchecked_context(head, kind, keys[-1]):
+            pass
         elif is_decode and self.facts.output_stride is None:
             stride = self.head_stride(head, kind or "decode_head", outputs, needed=False)
             if stride:
                 self.facts.output_stride = stride[0]
+
+    def unchecked_context(self, head: V, kind: Optional[str], role: str) -> bool:
+        """Report a head with rates or pooling scales that no rule checks: an unknown type, or a second head
+        of a kind whose one slot is taken. Such a head must not pass as if it had nothing to check."""
+        for key in CONTEXT_KEYS:
+            v = head.get(key)
+            if v is None:
+                continue
+            if kind in ASPP_HEADS or kind in PPM_HEADS:
+                why = f"only the first {kind}-like head of a model is checked"
+            elif kind is None:
+                why = f"the type of `{role}` cannot be resolved"
+            else:
+                why = f"head type {kind!r} is not one atrous-advisor knows"
+            shown = fmt.ints(plain(v)) if isinstance(plain(v), (list, tuple)) and all(
+                isinstance(x, int) for x in plain(v)) else repr(plain(v))
+            self.facts.unknown_heads.append(UnknownHead(kind or role, key, shown, v.loc, why))
+            return True
+        return False
 
     def aspp(self, head: V, kind: str, keys, chain, listed, outputs, is_decode: bool) -> None:
         stride = self.head_stride(head, kind, outputs)

@@ -22,7 +22,9 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from atrous_advisor.configs.facts import AsppFacts, ConfigFacts, DilatedConv, PpmFacts, Target, Unresolved, positive_ints
+from atrous_advisor.configs.facts import (
+    CONTEXT_KEYS, AsppFacts, ConfigFacts, DilatedConv, PpmFacts, Target, UnknownHead, Unresolved, positive_ints,
+)
 from atrous_advisor.configs.values import Loc, V, find_opaque, plain
 
 # model type -> (key of the scales, default scales, default backbone_indices, is ASPP)
@@ -96,7 +98,15 @@ class _Resolver:
         self.crop()
         model = self.cfg.get("model")
         kind = plain(model.get("type")) if model is not None and model.get("type") is not None else None
-        if model is None or kind not in HEADS:
+        if model is None:
+            return self.facts
+        if kind not in HEADS:
+            for key in CONTEXT_KEYS:  # a model we do not know that carries rates or scales is not passed
+                v = model.get(key)
+                if v is not None:
+                    why = f"model type {kind!r} is not one atrous-advisor knows" if kind else "the model type is unknown"
+                    self.facts.unknown_heads.append(UnknownHead(kind or "model", key, repr(plain(v)), v.loc, why))
+                    break
             return self.facts
         key, default, default_indices, is_aspp = HEADS[kind]
         v = model.get(key)

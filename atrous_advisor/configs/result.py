@@ -44,6 +44,8 @@ def gaps(result) -> list[str]:
         out.append("crop unknown")
     if any(h.stride is None for h in heads):
         out.append("stride unknown")
+    if facts.unknown_heads:
+        out.append("head type unknown")
     return out
 
 

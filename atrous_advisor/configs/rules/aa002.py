@@ -23,7 +23,8 @@ class ContextHeadNotChecked(Rule):
     """## What it does
     Reports an ASPP or pyramid-pooling head whose rates or scales could not be checked because the training
     crop or the output stride is unknown, on the head's line, saying which value is missing, why, and how
-    to give it.
+    to give it. It also reports a head that carries rates or pooling scales (`dilations`, `pool_scales`,
+    `aspp_ratios`, `bin_sizes`, …) but whose type the rules do not know.
 
     ## Why is this bad
     A linter that says "passed" about a head it could not check is worse than none: the head may carry
@@ -43,7 +44,7 @@ class ContextHeadNotChecked(Rule):
 
     code = "AA002"
     name = "context-head-not-checked"
-    summary = "An ASPP or pooling head could not be checked: its crop or stride is unknown"
+    summary = "An ASPP or pooling head could not be checked: its crop, stride or head type is unknown"
 
     def check(self, facts: ConfigFacts, settings: Settings) -> Iterator[Diagnostic]:
         heads = []
@@ -66,6 +67,11 @@ class ContextHeadNotChecked(Rule):
                 yield self.diagnostic(
                     f"{head} {what} not checked: {' and '.join(why)}; {how_to_supply(missing, facts.path.suffix.lower() != '.json')}", loc
                 )
+        for unknown in facts.unknown_heads:
+            yield self.diagnostic(
+                f"{unknown.head} {unknown.key} {unknown.value} not checked: {unknown.why}; check these rates or "
+                "scales by hand, or run `atrous-advisor inspect` on the built model", unknown.loc
+            )
 
 
 RULE = ContextHeadNotChecked()
