@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Optional, Sequence, Union
 
+from atrous_advisor import numbers
 from atrous_advisor.errors import InputError
 from atrous_advisor.geometry import (
     DEFAULT_BRANCHES,
@@ -58,6 +59,21 @@ def _rate_snippets(suggested: list[tuple[int, int]], single: Optional[list[int]]
     return snippets
 
 
+def _within_caps(**values) -> None:
+    """The documented caps (atrous_advisor.numbers) hold for API callers too: no value can make the tables hang."""
+    caps = {"crop": numbers.CROP, "stride": numbers.STRIDE, "branches": numbers.BRANCHES, "margin": numbers.MARGIN,
+            "rates": numbers.RATE, "scales": numbers.SCALE, "min_cell": numbers.MIN_CELL}
+    for name, value in values.items():
+        if value is None:
+            continue
+        many = isinstance(value, (list, tuple))
+        if many and name in ("rates", "scales") and len(value) > numbers.MAX_LIST:
+            raise InputError(f"{name}: {len(value)} values; at most {numbers.MAX_LIST} are accepted")
+        flat = [x for v in (value if many else [value]) for x in (v if isinstance(v, (list, tuple)) else [v])]
+        for x in flat:
+            numbers.check_int(x, name, caps[name])
+
+
 def advise_rates(
     crop: Union[int, tuple[int, int]],
     stride: int,
@@ -68,6 +84,7 @@ def advise_rates(
     """Compare DeepLab's default rates (and the user's ``current`` ones) with the resolution-aware optimum."""
     crop = pair(crop)
     current_pairs = [pair(r) for r in current] if current else None
+    _within_caps(crop=crop, stride=stride, branches=branches, margin=margin, rates=current_pairs)
     if branches is None:
         branches = len(current_pairs) if current_pairs else DEFAULT_BRANCHES
     elif current_pairs and len(current_pairs) != branches:
@@ -157,6 +174,7 @@ def advise_ppm(
     min_cell: int = DEFAULT_MIN_CELL,
 ) -> PPMReport:
     """Cell sizes of a pyramid pooling module at this crop and the scales to use instead."""
+    _within_caps(crop=pair(crop), stride=stride, scales=scales, min_cell=min_cell)
     analysis = analyse_ppm(crop, stride, scales, min_cell)
     small = [c.scale for c in analysis.cells if c.below_min_cell]
     repeated = [c.scale for c in analysis.cells if c.redundant]

@@ -11,21 +11,61 @@ import sys
 from typing import Any, Optional, Sequence
 
 import typer
-from typer.core import TyperGroup
+from typer import _click as click
+from typer.core import TyperArgument, TyperGroup
 
+from atrous_advisor import __version__
 from atrous_advisor.errors import AdvisorError
 
-COMMAND_MODULES = ("rate", "ppm", "lint", "rule", "inspect", "erf", "validate", "synth")
+COMMAND_MODULES = ("rate", "ppm", "lint", "rule", "inspect", "erf", "validate", "synth", "plan")
 
 
 def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
 
+def _one_placeholder_style(params: Sequence[Any]) -> None:
+    """One ``--help`` style for every command: flags show no placeholder, a value an UPPERCASE name.
+
+    typer prints the Python type where a command gives no metavar (``<bool>`` on flags, ``<str>``,
+    ``<list[Path]>``); commands name their values (CROP, PX, N) and everything else gets its own name here.
+    """
+    for param in params:
+        if param is None:
+            continue
+        if isinstance(param, TyperArgument):
+            if param.metavar is None:
+                param.metavar = param.name.upper()
+            # the name says it; no "<str>" beside it (typer has no setting for this, so the instance's method)
+            param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+        elif param.metavar is None:
+            param.metavar = "" if getattr(param, "is_flag", False) else param.name.upper().replace("_", "-")
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """MemoryError, torch's OutOfMemoryError (CUDA) and its CPU allocator's RuntimeError."""
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc)
+    )
+
+
 class AdvisorGroup(TyperGroup):
     """Maps every failure to one line on stderr and an exit code: 2 for bad input, never a traceback."""
 
-    def main(self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None, **extra: Any) -> Any:
+    def get_params(self, ctx: click.Context) -> list:
+        params = super().get_params(ctx)
+        _one_placeholder_style(params)
+        return params
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _one_placeholder_style([*command.params, command.get_help_option(ctx)])
+        return command
+
+    def main(  # type: ignore[override]  # standalone_mode is always False: errors are mapped here
+        self, args: Optional[Sequence[str]] = None, prog_name: Optional[str] = None, **extra: Any
+    ) -> Any:
         argv = list(sys.argv[1:] if args is None else args)
         # --debug is accepted anywhere on the line, not only before the command name.
         debug = "--debug" in argv
@@ -55,6 +95,10 @@ class AdvisorGroup(TyperGroup):
         except Exception as exc:  # a bug, or an input no check anticipated: still one line, not a traceback
             if debug:
                 raise
+            if _out_of_memory(exc):  # a crop or batch too big for this machine is a bad input, not a bug
+                typer.echo(f"{prog}: error: out of memory ({_one_line(str(exc))[:160] or type(exc).__name__}); "
+                           "try a smaller --crop or --batch-size", err=True)
+                sys.exit(2)
             typer.echo(
                 f"{prog}: internal error: {type(exc).__name__}: {_one_line(str(exc))} "
                 "(rerun with --debug for the traceback and please report it)",
@@ -76,9 +120,17 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"atrous-advisor {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks instead of one-line errors."),
+    version: bool = typer.Option(False, "--version", "-V", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
     """Resolution-aware atrous rates and pooling scales for DeepLab- and PSPNet-style segmentation heads."""
 

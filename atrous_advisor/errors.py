@@ -25,3 +25,7 @@ class DataError(AdvisorError):
 
 class MissingExtraError(AdvisorError):
     """A command needs an optional dependency (the `torch` extra) that is not installed."""
+
+
+class RetuneRequired(AdvisorError):
+    """A training pre-flight check with ``strict=True`` found a head to retune: the run stops before its first step."""

@@ -4,8 +4,8 @@ Every command-line option and every config reader turns user-given numbers into 
 that every bad value gets the same kind of one-line message naming the option or key, and no value can make
 the tool hang or fail inside: the bounds below are the documented caps (docs/reliability.md).
 
-- Digits are ASCII only. Python's ``int()`` also reads Unicode digits such as ``٣`` and ``３`` (and ``'²'.isdigit()`` is true);
-  a config linter or a crop must not silently accept a look-alike.
+- Digits are ASCII only. Python's ``int()`` also reads Unicode digits such as ``٣`` and ``３`` (and
+  ``'²'.isdigit()`` is true); a config linter or a crop must not silently accept a look-alike.
 - A number is rejected by its length before it is converted: Python refuses to convert strings of more than
   4,300 digits (``ValueError``), and far shorter ones are already outside every cap.
 """
@@ -13,6 +13,7 @@ the tool hang or fail inside: the bounds below are the documented caps (docs/rel
 from __future__ import annotations
 
 import math
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
@@ -46,11 +47,13 @@ SEED = Cap(0, 2**32 - 1, "a seed")  # numpy's seeds are 32-bit
 COUNT = Cap(1, 10_000_000, "a count")  # images, steps
 BATCH = Cap(1, 65_536, "a batch size")
 REPEATS = Cap(1, 1_000, "a number of seeds")
-WORKERS = Cap(0, 1_024, "a number of processes")
+WORKERS = Cap(0, 64, "a number of processes")  # each one imports torch: hundreds exhaust memory
 CLASSES = Cap(1, 65_536, "a number of classes")  # masks are 8- or 16-bit PNGs
 LABEL = Cap(0, 65_535, "a mask value")
 CHECKPOINT_EVERY = Cap(0, 10_000_000, "a number of steps")
 SIDE = Cap(1, 65_536, "a size in px")
+POSITIVE = Cap(1, 65_536, "a positive integer")
+OBJECTS = Cap(1, 12, "a number of objects")
 
 _INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
@@ -60,13 +63,20 @@ _PAIR = re.compile(r"\s*[x×X,]\s*")
 
 def shown(text: Any, limit: int = 24) -> str:
     """A value as quoted in a message: long input is cut, so one bad value stays one readable line."""
-    text = repr(text)
+    try:
+        text = repr(text)
+    except ValueError:  # an int past Python's 4,300-digit limit cannot even be printed
+        return "<an integer of more than 4300 digits>"
     return text if len(text) <= limit else text[: limit - 2] + "…" + text[-1]
 
 
 def int_problem(value: Any, cap: Cap) -> Optional[str]:
     """Why an already-parsed value (from JSON, YAML, TOML, a config) is not an int within ``cap``; None if it is."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool):
+        return f"expected {cap.describe()}"
+    try:
+        value = operator.index(value)  # ints and numpy's integer scalars; not floats or strings
+    except TypeError:
         return f"expected {cap.describe()}"
     if not cap.low <= value <= cap.high:
         return f"out of range: expected {cap.describe()}"
@@ -78,7 +88,7 @@ def check_int(value: Any, name: str, cap: Cap) -> int:
     problem = int_problem(value, cap)
     if problem:
         raise InputError(f"{name} {shown(value)}: {problem}")
-    return value
+    return operator.index(value)
 
 
 def parse_int(text: Union[str, int], name: str, cap: Cap) -> int:
@@ -91,7 +101,11 @@ def parse_int(text: Union[str, int], name: str, cap: Cap) -> int:
     digits = raw.lstrip("+-").lstrip("0") or "0"
     if len(digits) > len(str(max(abs(cap.low), abs(cap.high)))):  # refused before int() sees 5,000 digits
         raise InputError(f"{name} {shown(text)}: out of range: expected {cap.describe()}")
-    return check_int(int(raw), name, cap)
+    value = -int(digits) if raw.startswith("-") else int(digits)  # leading zeros dropped: "000…08" is 8
+    problem = int_problem(value, cap)
+    if problem:
+        raise InputError(f"{name} {shown(text)}: {problem}")
+    return value
 
 
 def parse_int_list(text: str, name: str, cap: Cap, max_items: int = MAX_LIST) -> tuple[int, ...]:
@@ -144,6 +158,16 @@ def option(name: str, cap: Cap) -> Callable[[Any], int]:
         return parse_int(value, name, cap)
 
     parse.__name__ = cap.what.replace(" ", "_")  # click names the type after the function in --help
+    return parse
+
+
+def float_option(name: str, low: float, high: float) -> Callable[[Any], float]:
+    """A typer ``parser=`` for a float option: ASCII digits only (``float('٣')`` is 3.0), finite, in [low, high]."""
+
+    def parse(value: Any) -> float:
+        return parse_float(value, name, low, high)
+
+    parse.__name__ = "number"
     return parse
 
 

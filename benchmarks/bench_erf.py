@@ -3,7 +3,7 @@
 `erf` sums the centre outputs of a whole batch and runs one backward: in eval mode the images of a batch
 are independent, so that gives every image its own input gradient. This measures what that buys over one
 forward/backward per image, on the same images, with the same accumulation code
-(``atrous_advisor.train.erf.accumulate_erf``). The two modes are interleaved over ``--repeats`` rounds after a
+(``atrous_advisor.erf.accumulate.accumulate_erf``). The two modes are interleaved over ``--repeats`` rounds after a
 warm-up, so machine noise hits both alike; the median images/s is reported, and the ratio.
 
 Models (random weights, nothing downloaded):
@@ -26,7 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from atrous_advisor.train.erf import accumulate_erf, noise_batches, resolve_device
+from atrous_advisor.erf.accumulate import accumulate_erf, noise_batches
+from atrous_advisor.runtime import resolve_device
 
 
 class SmallASPP(nn.Module):
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="also the slow cases (DeepLabV3 at 256 px)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    device = resolve_device(args.device)
+    device = str(resolve_device(args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
     if hasattr(os, "getloadavg"):

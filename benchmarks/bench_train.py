@@ -30,7 +30,8 @@ from atrous_advisor.graph.loading import load_model
 from atrous_advisor.train import loop
 from atrous_advisor.train.data import SegmentationDataset, discover
 from atrous_advisor.train.synth import SynthSpec, write_dataset
-from atrous_advisor.train.validate import device_name, select_device
+from atrous_advisor.runtime import resolve_device
+from atrous_advisor.train.validate import device_name
 
 ROOT = Path(__file__).parents[1]
 MODELS = {
@@ -68,7 +69,7 @@ def main() -> int:
     parser.add_argument("--modes", default=",".join(MODES), help="subset of " + ", ".join(MODES))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    device = select_device(args.device, loop.Distributed())
+    device = resolve_device(args.device)
     kind = device.type
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -97,7 +97,7 @@ def test_unusual_stride_is_flagged_as_extrapolation(run_cli):
         (["rate", "--crop", "512", "--stride", "8", "--rates", "12,x,36"], "rates"),
         (["rate", "--crop", "512", "--stride", "8", "--rates", "12,0,36"], "rates"),
         (["rate", "--crop", "512", "--stride", "8", "--margin", "512"], "margin"),
-        (["rate", "--crop", "512", "--stride", "8", "--margin", "-5"], "non-negative"),
+        (["rate", "--crop", "512", "--stride", "8", "--margin", "-5"], "--margin '-5': out of range: expected a margin in px from 0"),
         (["rate", "--crop", "32", "--stride", "8"], "larger than the FOV margin of 32 px"),
         (["rate", "--crop", "512", "--stride", "8", "--rates", "6,12", "--branches", "3"], "branches"),
         (["rate", "--stride", "8"], "--crop"),

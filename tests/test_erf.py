@@ -1,5 +1,8 @@
 """ERF measurement (paper Eq. 1) on small analytic networks, and the map measurements on synthetic maps."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -11,19 +14,10 @@ from torch.nn import functional as F  # noqa: E402
 from torchvision.models.segmentation.deeplabv3 import ASPP  # noqa: E402
 
 from atrous_advisor.errors import InputError  # noqa: E402
-from atrous_advisor.train.erf import (  # noqa: E402
-    ErfPanel,
-    accumulate_erf,
-    check_outputs,
-    fit_gaussian,
-    fit_to_crop,
-    measure_star,
-    noise_batches,
-    nonzero_extent,
-    output_paths,
-    predict_star,
-    render_erf_png,
-)
+from atrous_advisor.erf.accumulate import accumulate_erf, fit_to_crop, noise_batches  # noqa: E402
+from atrous_advisor.erf.render import ErfPanel, render_erf_png  # noqa: E402
+from atrous_advisor.erf.run import check_outputs, output_paths  # noqa: E402
+from atrous_advisor.erf.star import fit_gaussian, measure_star, nonzero_extent, predict_star  # noqa: E402
 
 
 class StarNet(nn.Module):
@@ -285,3 +279,9 @@ def test_out_of_memory_names_a_batch_size_that_may_fit():
 
     with pytest.raises(InputError, match="--batch-size 4"):
         accumulate_erf(Hungry(), noise_batches((16, 16), 8, 8), device="cpu")
+
+
+def test_star_analysis_needs_no_torch():
+    """A saved .npy map can be analysed where torch is not installed: erf.star imports numpy/scipy only."""
+    code = "import sys, atrous_advisor.erf.star, atrous_advisor.erf; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -130,7 +130,7 @@ def test_bad_input_exits_2_with_one_line(run_cli, tmp_path):
 
 def test_stderr_off_a_terminal_holds_only_the_error_line(run_cli, tmp_path):
     result = run_cli("erf", str(TINY), "--crop", "64", "--images", "0", "--out", str(tmp_path / "e.png"))
-    assert result.exit_code == 2 and result.stderr == "atrous-advisor: error: --images 0: must be a positive integer\n"
+    assert result.exit_code == 2 and result.stderr == "atrous-advisor: error: --images '0': out of range: expected a count from 1 to 10000000\n"
     result = run_cli("erf", str(TINY), "--crop", "64", "--images", "2", "--out", str(tmp_path / "e.png"), "--json")
     assert result.exit_code == 0 and result.stderr == ""
 
@@ -149,7 +149,7 @@ def test_weights_are_loaded_and_must_fit(run_cli, tmp_path):
 
     import torch
 
-    from atrous_advisor.train.erf import accumulate_erf, noise_batches
+    from atrous_advisor.erf.accumulate import accumulate_erf, noise_batches
 
     spec = importlib.util.spec_from_file_location("tiny_aspp_example", TINY)
     module = importlib.util.module_from_spec(spec)

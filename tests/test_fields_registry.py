@@ -57,8 +57,33 @@ CASES = {
         lambda m, x: F.conv_transpose2d(F.conv2d(x[:, :1], m.weight, stride=2, padding=1), m.weight, stride=2, padding=1, output_padding=1),
         lambda o, k: axis(o).rf_max == 3 + 1 * 2 and axis(o).jump == 1,
     ),
-    "max_pool": (lambda m, x: F.max_pool2d(x, 3, 2, 1), lambda o, k: axis(o).rf_max == 3 and axis(o).jump == 2),
-    "avg_pool": (lambda m, x: F.avg_pool2d(x, 2), lambda o, k: axis(o).rf_max == 2 and axis(o).start == Fraction(1, 2)),
+    "pool": (
+        lambda m, x: F.max_pool2d(x, 3, 2, 1) + F.avg_pool2d(x, 3, 2, 1),
+        lambda o, k: axis(o).rf_max == 3 and axis(o).jump == 2 and {"aten.max_pool2d", "aten.avg_pool2d"} <= k,
+    ),
+    "restride": (lambda m, x: torch.relu(x).as_strided(x.shape, x.stride()), lambda o, k: axis(o).rf_max == 1),
+    "roll": (lambda m, x: F.conv2d(torch.roll(x[:, :1], 1, -1), m.weight), lambda o, k: axis(o).rf_max == 3),
+    "split": (
+        lambda m, x: x.split(2, 1)[0] + x.unbind(0)[0][:2],
+        lambda o, k: axis(o).rf_max == 1 and o.layout == (-2, -1),
+    ),
+    "expand": (
+        lambda m, x: x.mean((2, 3), keepdim=True).expand(-1, -1, 16, 16) + x,
+        lambda o, k: axis(o).rf_max == 1 and axis(o).global_context,
+    ),
+    "im2col": (
+        lambda m, x: F.unfold(x, 3, padding=1).view(1, 36, 16, 16),
+        lambda o, k: axis(o).rf_max == 3 and o.layout == (-2, -1),
+    ),
+    "col2im": (
+        lambda m, x: F.fold(F.unfold(x, 4, stride=4), (16, 16), 4, stride=4),
+        lambda o, k: axis(o).rf_max == 1 and axis(o).jump == 1 and o.layout == (-2, -1),
+    ),
+    "attention": (
+        # global self-attention over the tokens, with the residual: every position reads every other
+        lambda m, x: F.scaled_dot_product_attention(*[x.flatten(2).transpose(1, 2)] * 3).transpose(1, 2).view(1, 4, 16, 16) + x,
+        lambda o, k: axis(o).rf_max == 1 and axis(o).global_context and o.layout == (-2, -1),
+    ),
     "adaptive_pool": (
         lambda m, x: F.adaptive_avg_pool2d(x, 4) + F.adaptive_avg_pool2d(F.adaptive_avg_pool2d(x, 1), 4),
         lambda o, k: axis(o).rf_max == 4 and axis(o).jump == 4 and axis(o).global_context and axis(o).binned,
@@ -80,8 +105,10 @@ CASES = {
         lambda o, k: axis(o, 0).start == 2 and axis(o, 1).jump == 2 and axis(o, 0).size == 14,
     ),
     "reshape": (
-        lambda m, x: x.view(1, 4, 16, 16).flatten(2).unsqueeze(-1),
-        lambda o, k: axis(o).global_context and not axis(o).finite,
+        # Swin's window partition (4×4 windows of 4×4) and its reverse give the map back
+        lambda m, x: x.view(1, 4, 4, 4, 4, 4).permute(0, 2, 4, 1, 3, 5).reshape(16, 4, 4, 4)
+        .reshape(1, 4, 4, 4, 4, 4).permute(0, 3, 1, 4, 2, 5).reshape(1, 4, 16, 16),
+        lambda o, k: axis(o).rf_max == 1 and o.layout == (-2, -1),
     ),
     "permute": (
         lambda m, x: F.layer_norm(x.permute(0, 2, 3, 1), (4,)).permute(0, 3, 1, 2),
@@ -117,39 +144,43 @@ def test_handler_case(name):
     assert any(OP_HANDLERS.get(k) is not None and OP_HANDLERS[k].__name__ == name for k in kinds), name
 
 
-class Rolled(nn.Module):
-    """torch.roll has no handler: it must be reported with its module, not passed through silently."""
+class Flipped(nn.Module):
+    """torch.flip has no handler: it is reported with its module, and the output is unknown — not passed
+    through silently, and not estimated."""
 
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(1, 1, 3, padding=1)
 
     def forward(self, x):
-        return self.conv(torch.roll(x, 1, -1))
+        return self.conv(torch.flip(x, (-1,)))
 
 
 def test_unknown_op_is_reported_per_module_and_a_handler_can_be_registered():
-    prop = propagate(capture(Rolled().to("meta"), torch.empty(1, 1, 8, 8, device="meta")))
-    assert prop.unsupported == {"aten.roll": {"<root>": 1}}
-    assert any("aten.roll" in note for note in prop.notes)
+    from atrous_advisor.graph.handlers import Unknown
+
+    prop = propagate(capture(Flipped().to("meta"), torch.empty(1, 1, 8, 8, device="meta")))
+    assert prop.unsupported == {"aten.flip": {"<root>": 1}}
+    assert any("aten.flip" in note for note in prop.notes)
+    assert isinstance(prop.output_field(), Unknown) and prop.output_field().op == "aten.flip"
     try:
-        register_op_handler("aten.roll", neutral)
-        prop = propagate(capture(Rolled().to("meta"), torch.empty(1, 1, 8, 8, device="meta")))
+        register_op_handler("aten.flip", neutral)
+        prop = propagate(capture(Flipped().to("meta"), torch.empty(1, 1, 8, 8, device="meta")))
         assert prop.unsupported == {}
         assert prop.output_field().h.rf_max == 3
     finally:
-        OP_HANDLERS.pop("aten.roll", None)
+        OP_HANDLERS.pop("aten.flip", None)
 
 
-class ChannelsLastPad(nn.Module):
-    """F.pad on an NHWC tensor: aten.pad has a handler, but it only models NCHW; the note must say why."""
+class TokenPad(nn.Module):
+    """F.pad on the token dim of (N, C, H·W): positions and padding cannot be told apart; the note says why."""
 
     def forward(self, x):
-        return F.pad(x.permute(0, 2, 3, 1), (0, 0, 1, 1, 1, 1)).permute(0, 3, 1, 2)
+        return F.pad(x.flatten(2), (1, 1)).mean(-1)
 
 
 def test_a_refused_call_of_a_registered_op_says_why():
-    prop = propagate(capture(ChannelsLastPad().to("meta"), torch.empty(1, 2, 8, 8, device="meta")))
-    assert list(prop.unsupported) == ["aten.pad"]
-    (note,) = [n for n in prop.notes if "aten.pad" in n]
-    assert "not its last two dims" in note
+    prop = propagate(capture(TokenPad().to("meta"), torch.empty(1, 2, 8, 8, device="meta")))
+    assert list(prop.unsupported) == ["aten.constant_pad_nd"] or list(prop.unsupported) == ["aten.pad"]
+    (note,) = [n for n in prop.notes if "pad" in n]
+    assert "padding dim" in note

@@ -44,7 +44,7 @@ def test_torchvision_deeplabv3_head_at_512(tv_report):
     assert head.padding_fraction[2] == branch_info(36, 64).padding_fraction
     assert head.suggested_rates == suggested_rates(512, 8)
     assert tv_report.output_stride == (8, 8)
-    assert tv_report.capture == "torch.export" and tv_report.device == "meta"
+    assert tv_report.capture == "dispatch" and tv_report.device == "meta"
     assert tv_report.global_context and not tv_report.gridding and not tv_report.misaligned
     # the output is upsampled back to the crop: jump 1, and the cost is split per top-level module
     assert tv_report.output_feature_map == (512, 512) and tv_report.output_jump == (1, 1)
@@ -174,7 +174,7 @@ def test_cli_human_output_and_layers(run_cli):
     assert result.exit_code == 0, result.output
     assert "ASPP aspp + image pooling" in result.stdout
     assert "per-layer fields" in result.stdout and "stem.0.0" in result.stdout
-    assert "torch.export" in result.stdout
+    assert "captured with dispatch" in result.stdout
 
 
 def _one_line_error(result) -> str:
@@ -239,7 +239,7 @@ def test_model_that_does_not_export_is_captured_by_dispatch(tmp_path):
     )
     path = tmp_path / "odd.py"
     path.write_text(source)
-    report = inspect_model(str(path), (32, 32))
+    report = inspect_model(str(path), (32, 32), prefer="export")
     assert report.capture == "dispatch" and any("torch.export failed" in n for n in report.notes)
     assert report.receptive_field == (5, 5) and report.gridding
 

@@ -32,13 +32,17 @@ def test_text_output_points_into_the_base_and_exits_1(run_cli, tree):
     result = run_cli("lint", ADE512)
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("mmseg1x/_base_/models/deeplabv3_r50-d8.py:30:19: AA101 [*] ASPP rates (12, 24, 36)")
+    assert lines[0].startswith("mmseg1x/_base_/models/deeplabv3_r50-d8.py:30:19: AA101 ASPP rates (12, 24, 36)")
     assert lines[0].endswith(f"(in {ADE512})")
     # The r101 config inherits the named r50 config, so it is linted too: the same base line, its own crop.
     assert lines[1].endswith("(in mmseg1x/deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py)")
-    # ... but --fix does not rewrite a config that was only found through inheritance: no [*] for it.
+    # --fix does not rewrite a config that was only found through inheritance, nor (without --fix-inherited)
+    # the r50 config that r101 inherits: no [*] for either.
     assert " AA101 ASPP rates" in lines[1]
-    assert lines[-1] == "Found 2 problems in 2 of 2 configs (1 fixable with --fix)."
+    assert lines[-1] == "Found 2 problems in 2 of 2 configs."
+    # the r101 config is inherited by none: its finding is marked fixable
+    alone = run_cli("lint", "mmseg1x/deeplabv3/deeplabv3_r101-d8_4xb4-80k_ade20k-512x512.py").stdout
+    assert "[*]" in alone and "fixable with --fix" in alone
 
 
 def test_clean_config_exits_0(run_cli, tree):
@@ -52,18 +56,26 @@ def test_json_contract(run_cli, tree):
                      "mmseg1x/pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py", "broken/syntax_error.py")
     assert result.exit_code == 2
     report = json.loads(result.stdout)
-    assert set(report) == {"configs", "errors"}
+    assert set(report) == {"configs", "errors", "skipped", "summary"}
     by_path = {c["path"]: c for c in report["configs"]}
     ade = by_path[ADE512]
-    assert set(ade) == {"path", "crop", "output_stride", "aspp_rates", "pool_scales", "diagnostics"}
+    assert set(ade) == {"path", "framework", "crop", "output_stride", "aspp_rates", "pool_scales", "aspp_heads",
+                        "checked", "gaps", "supplied", "diagnostics"}
+    assert ade["aspp_heads"] == [{"head": "ASPPHead", "rates": [12, 24, 36], "output_stride": 8}]
+    assert (ade["framework"], ade["checked"], ade["gaps"], ade["supplied"]) == ("mmseg", "full", [], {})
     assert (ade["crop"], ade["output_stride"], ade["aspp_rates"], ade["pool_scales"]) == ([512, 512], 8, [12, 24, 36], None)
     (diag,) = ade["diagnostics"]
     assert diag == {**diag, "code": "AA101", "path": "mmseg1x/_base_/models/deeplabv3_r50-d8.py", "line": 30, "col": 19}
-    assert set(diag) == {"code", "path", "line", "col", "message"}
+    assert set(diag) == {"code", "path", "line", "col", "message", "fixable"}
+    assert not diag["fixable"]  # the r101 config inherits this one: --fix leaves it (see --fix-inherited)
+    (psp,) = by_path["mmseg1x/pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py"]["diagnostics"]
+    assert psp["fixable"]
     assert by_path["mmseg1x/unet/deeplabv3_unet-s5-d16_4xb4-40k_hrf-256x256.py"]["output_stride"] == 1
     assert by_path["mmseg1x/pspnet/pspnet_r50-d8_4xb4-80k_ade20k-512x512.py"]["pool_scales"] == [1, 2, 3, 6]
     (error,) = report["errors"]
     assert error["path"] == "broken/syntax_error.py" and "syntax error" in error["message"]
+    summary = report["summary"]
+    assert (summary["configs"], summary["fully_checked"], summary["not_linted"], summary["passed"]) == (4, 4, 1, False)
 
 
 def test_github_annotations(run_cli, tree):
@@ -232,11 +244,43 @@ def test_pre_commit_hook_definition():
     assert not pattern.search("mmseg/models/decode_heads/aspp_head.py")
 
 
-def test_a_config_without_a_crop_says_its_checks_were_skipped(run_cli, tree):
+def test_a_config_without_a_crop_is_a_finding_on_the_heads_line_never_a_pass(run_cli, tree):
     result = run_cli("lint", "smp/deeplabv3_resnet34/config.json")
-    assert result.exit_code == 0
-    assert "smp/deeplabv3_resnet34/config.json: note: smp configs carry no crop" in result.stderr
-    assert "--crop" in result.stderr
+    assert result.exit_code == 1 and "All checks passed" not in result.stdout
+    (line, summary) = result.stdout.splitlines()
+    # config.json line 8 holds decoder_atrous_rates; JSON has no comments, so no comment is offered
+    assert line.startswith("smp/deeplabv3_resnet34/config.json:8:27: AA002 DeepLabV3 rates (12, 24, 36) not checked")
+    assert "smp configs carry no crop" in line and "--crop" in line and "# atrous-advisor:" not in line
+    assert summary == "Found 1 problem in 1 of 1 config; 1 partly checked (crop unknown: 1)."
+    assert run_cli("lint", "--crop", "608", "smp/deeplabv3_resnet34/config.json").stdout == "All checks passed (1 config).\n"
+
+
+def test_a_head_without_a_backbone_asks_for_the_stride_and_takes_it_from_three_places(run_cli, tree):
+    leaf = "mmseg1x/misc/aspp_head_without_backbone_ade20k-512x512.py"
+    result = run_cli("lint", leaf)
+    assert result.exit_code == 1
+    (line, _) = result.stdout.splitlines()
+    assert line.startswith(f"{leaf}:10:19: AA002 ASPPHead rates (12, 24, 36) not checked: the output stride is unknown")
+    assert "no `model.backbone`" in line and "# atrous-advisor: stride=16" in line and "--stride" in line
+    # The flag fills it in, and the rates are then really checked (512 at stride 8: r* = 10).
+    flagged = json.loads(run_cli("lint", "--json", "--stride", "8", leaf).stdout)["configs"][0]
+    assert [d["code"] for d in flagged["diagnostics"]] == ["AA101"] and flagged["supplied"] == {"stride": "--stride"}
+    assert flagged["checked"] == "full" and flagged["output_stride"] == 8
+    # A comment in the file: the head with rates fitted to stride 8 passes, and says where its stride came from.
+    commented = json.loads(run_cli("lint", "--json", "mmseg1x/misc/aspp_head_stride_given_ade20k-512x512.py").stdout)
+    assert commented["summary"]["passed"] and commented["configs"][0]["supplied"]["stride"].startswith("this file")
+    (tree / "pyproject.toml").write_text("[tool.atrous-advisor]\nstride = 16\n")
+    from_settings = json.loads(run_cli("lint", "--json", leaf).stdout)["configs"][0]
+    assert from_settings["output_stride"] == 16 and "pyproject.toml" in from_settings["supplied"]["stride"]
+    (tree / "pyproject.toml").write_text("[tool.atrous-advisor]\nstride = 12\n")
+    assert run_cli("lint", leaf).exit_code == 2
+
+
+def test_a_bad_per_file_value_is_an_error_naming_the_line(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg.py").write_text("# atrous-advisor: crop=big\nmodel = dict(decode_head=dict(type='PSPHead'))\n")
+    result = run_cli("lint", "cfg.py")
+    assert result.exit_code == 2 and "cfg.py:1: crop 'big'" in result.stderr
 
 
 def test_fix_keeps_positions_right_in_files_with_form_feeds_and_crlf(run_cli, tmp_path, monkeypatch):
@@ -286,8 +330,8 @@ def test_an_unresolved_random_crop_is_not_called_missing(run_cli, tree):
     """The pipeline has a RandomCrop whose crop_size is computed: AA001 says so; the note must not deny it exists."""
     result = run_cli("lint", "mmseg1x/misc/deeplabv3_r50-d8_computed-crop_ade20k.py")
     assert "AA001 cannot resolve RandomCrop.crop_size" in result.stdout
-    assert "no RandomCrop" not in result.stderr
-    assert "note: the training crop is unknown: the rate and scale checks were skipped" in result.stderr
+    assert "no RandomCrop" not in result.stdout
+    assert "AA002 ASPPHead rates (12, 24, 36) not checked: the training crop cannot be resolved (AA001)" in result.stdout
 
 
 @pytest.mark.parametrize("comma", [",", ""])
@@ -335,22 +379,24 @@ def test_a_pipeline_changed_by_a_method_call_is_aa001_not_a_stale_crop(run_cli, 
     )
     report = json.loads(run_cli("lint", "--json", "cfg.py").stdout)
     (config,) = report["configs"]
-    assert config["crop"] is None and [d["code"] for d in config["diagnostics"]] == ["AA001"]
+    assert config["crop"] is None and [d["code"] for d in config["diagnostics"]] == ["AA001", "AA002"]
+    assert config["checked"] == "partial" and "crop unknown" in config["gaps"]
     result = run_cli("lint", "cfg.py")
-    assert "no RandomCrop" not in result.stderr and "the training crop is unknown" in result.stderr
+    assert "no RandomCrop" not in result.stdout and "the training crop cannot be resolved" in result.stdout
 
 
 def test_summary_counts_files_not_errors():
     """`--engine mmengine` can report several disagreements for one file: it is still one file."""
     import io
 
-    from atrous_advisor.commands.lint import render_text
     from atrous_advisor.configs.engine import LintError, LintRun
+    from atrous_advisor.configs.result import build_report
+    from atrous_advisor.report.lint import render_text
 
     run = LintRun(errors=[LintError(Path("a.py"), "a.py: crop differs"), LintError(Path("a.py"), "a.py: rates differ"),
                           LintError(Path("b.py"), "b.py: syntax error")])
     out, err = io.StringIO(), io.StringIO()
-    render_text(run, out, err)
+    render_text(build_report(run, lambda result, d: False), out, err)
     assert out.getvalue().endswith("; 2 files could not be linted.\n")
 
 

@@ -18,6 +18,7 @@ D2 = "detectron2/projects/DeepLab/configs/Cityscapes-SemanticSegmentation/"
 
 FIRING = {
     "AA001": M1 + "misc/deeplabv3_r50-d8_computed-crop_ade20k.py",
+    "AA002": M1 + "misc/aspp_head_without_backbone_ade20k-512x512.py",
     "AA101": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py",
     "AA102": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-256x256.py",
     "AA103": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-320x320.py",
@@ -30,6 +31,7 @@ FIRING = {
 # Near misses: the rule's inputs are all there, and the rule must stay quiet.
 QUIET = {
     "AA001": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py",
+    "AA002": M1 + "misc/aspp_head_stride_given_ade20k-512x512.py",  # the stride is in a comment
     "AA101": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-640x640.py",  # r* = 12.7, rates (12, 24, 36)
     "AA102": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py",  # 36 < F = 64
     "AA103": M1 + "deeplabv3/deeplabv3_r50-d8_4xb4-80k_ade20k-512x512.py",  # 61% padding
@@ -85,7 +87,7 @@ def test_crop_trap_points_at_the_believed_crop_and_names_the_real_one():
     result = lint_one(FIRING["AA301"])
     aa301 = sorted((d.loc.line, d.message) for d in result.diagnostics if d.code == "AA301")
     assert [line for line, _ in aa301] == [1, 5]  # the file name, then `crop_size = (256, 256)`
-    assert all("512x1024" in message and "cityscapes.py:4" in message for _, message in aa301)
+    assert all("512×1024" in message and "cityscapes.py:4" in message for _, message in aa301)
     assert result.facts.crop == (512, 1024)
     assert all("redefine train_pipeline here" in message for _, message in aa301)
 
@@ -160,7 +162,8 @@ def test_unknown_backbone_is_reported_only_when_a_rule_needs_the_stride(tmp_path
     psp.write_text(pipeline + "model = dict(backbone=dict(type='MixVisionTransformer'), decode_head=dict(type='PSPHead'))\n")
     assert lint_paths([segformer], Settings()).results[0].diagnostics == []
     (diag,) = lint_paths([psp], Settings()).results[0].diagnostics
-    assert diag.code == "AA001" and "MixVisionTransformer" in diag.message
+    assert diag.code == "AA002" and "backbone type 'MixVisionTransformer' is not one atrous-advisor knows" in diag.message
+    assert diag.loc.line == 2  # on the head's line
 
 
 def test_smp_takes_the_crop_from_settings():
@@ -173,7 +176,7 @@ def test_smp_takes_the_crop_from_settings():
     assert psp.facts.output_stride == 8 and psp.facts.ppm.scales == (1, 2, 3, 6)
     assert {d.code for d in psp.diagnostics} == {"AA201"} and psp.diagnostics[0].fix is None  # sizes are fixed in smp
     no_crop = lint_one("smp/deeplabv3_resnet34/config.json")
-    assert no_crop.facts.crop is None and no_crop.diagnostics == []
+    assert no_crop.facts.crop is None and [d.code for d in no_crop.diagnostics] == ["AA002"]
 
 
 def test_select_ignore_and_tolerance():

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from atrous_advisor.errors import InputError  # noqa: E402
 from atrous_advisor.graph.heads import find_heads  # noqa: E402
-from atrous_advisor.train.surgery import apply_rates, apply_scales  # noqa: E402
+from atrous_advisor.graph.surgery import apply_rates, apply_scales  # noqa: E402
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 

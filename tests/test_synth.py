@@ -89,6 +89,49 @@ def test_bad_spec(tmp_path, spec, message):
     assert not (tmp_path / "d").exists()  # refused before anything is written
 
 
+def _snapshot(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("mine, why", [
+    ("train/images/0000.png", "was not written by synth (it is not in its synth.json)"),
+    ("synth.json", "was not written by synth: nothing written"),
+])
+def test_force_never_replaces_a_users_file_with_a_colliding_name(run_cli, tmp_path, mine, why):
+    root = tmp_path / "data"
+    (root / mine).parent.mkdir(parents=True, exist_ok=True)
+    (root / mine).write_bytes(b"the user's own file")
+    before = _snapshot(root)
+    result = run_cli("synth", str(root), "--train", "2", "--val", "1", "--force")
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and why in result.stderr
+    assert _snapshot(root) == before  # nothing written
+
+
+def test_force_replaces_its_own_files_but_not_ones_changed_since(tmp_path):
+    root = tmp_path / "data"
+    manifest = write_dataset(root, SynthSpec(train=3, val=1))
+    assert set(manifest["sha256"]) == set(manifest["files"])
+    write_dataset(root, SynthSpec(train=3, val=1, seed=1), force=True)  # proved its own: replaced
+    edited = root / "train/masks/0001.png"
+    edited.write_bytes(edited.read_bytes() + b"\0")  # the user touched up a mask
+    before = _snapshot(root)
+    with pytest.raises(InputError, match="0001.png was changed since synth wrote it: nothing written"):
+        write_dataset(root, SynthSpec(train=2, val=1), force=True)
+    assert _snapshot(root) == before
+
+
+def test_force_after_an_interrupted_run(tmp_path):
+    """A run killed half-way left its first manifest (names, no hashes): --force may replace those names."""
+    root = tmp_path / "data"
+    manifest = write_dataset(root, SynthSpec(train=3, val=1))
+    interrupted = {k: v for k, v in manifest.items() if k != "sha256"} | {"complete": False}
+    (root / MANIFEST).write_text(json.dumps(interrupted))
+    (root / "val/images/0000.png").unlink()
+    write_dataset(root, SynthSpec(train=3, val=1), force=True)
+    assert json.loads((root / MANIFEST).read_text()) == manifest  # same seed: the same files, hashes and all
+
+
 def test_cue_range_and_objects_options(tmp_path):
     """--cue-far 0.5: cues out to half the image; every placed distance inside the range, and recorded."""
     spec = SynthSpec(size=96, train=20, val=2, classes=3, seed=4, cue_near=0.2, cue_far=0.5, objects=4)

@@ -109,8 +109,15 @@ def test_a_real_process_exits_2_and_output_of_child_processes_moves_to_stderr_to
     assert "chatter from a child process" in done.stderr
 
 
-def test_erf_and_validate_run_the_model_under_the_guard(run_cli, monkeypatch, model_file, tmp_path):
+def test_erf_validate_and_plan_run_the_model_under_the_guard(run_cli, monkeypatch, model_file, tmp_path):
     from atrous_advisor.train.synth import SynthSpec, write_dataset
+
+    from atrous_advisor.errors import ModelLoadError
+    from atrous_advisor.plan.planner import plan_model
+
+    monkeypatch.setenv("MISBEHAVE", "forward:base")
+    with pytest.raises(ModelLoadError, match=r"its code raised Shutdown: the model gave up \(\S*model.py:\d+\)"):
+        plan_model(str(model_file), 8 * 2**30, 1, crops=[(64, 64)])
 
     monkeypatch.setenv("MISBEHAVE", "forward:exit0")
     erf = run_cli("erf", str(model_file), "--crop", "64", "--images", "1", "--batch-size", "1", "--device", "cpu",

@@ -307,7 +307,7 @@ def test_bad_input_exit_2_with_one_line(run_cli, data, tmp_path):
     assert "--sweep" in one_line_error(run_cli(*args(data, "--sweep", "9:3")))
     assert "--scales applies to PPM" in one_line_error(run_cli(*args(data, "--scales", "1,2,3,6")))
     assert "--optimizer" in one_line_error(run_cli(*args(data, "--optimizer", "lamb")))
-    assert "--checkpoint-every -1" in one_line_error(run_cli(*args(data, "--checkpoint-every", "-1")))
+    assert "--checkpoint-every '-1': out of range" in one_line_error(run_cli(*args(data, "--checkpoint-every", "-1")))
     if not torch.cuda.is_available():
         assert "CUDA is not available" in one_line_error(run_cli(*args(data, "--device", "cuda")))
     line = one_line_error(run_cli(*validate_args(data, tmp_path / "out", 1)[:4] + ["--crop", "64", "--device", "cpu", "--kwargs", '{"num_classes": 2}']))

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 stdout = Console(highlight=False, soft_wrap=False)
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)  # a warning is one line, however long
 
 
 def emit_json(result: BaseModel) -> None:

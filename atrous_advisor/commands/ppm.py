@@ -6,7 +6,8 @@ import typer
 
 from atrous_advisor.advice import advise_ppm
 from atrous_advisor.commands._common import emit_json, stdout, warn
-from atrous_advisor.geometry import DEFAULT_MIN_CELL, DEFAULT_SCALES, parse_crop, parse_int_list
+from atrous_advisor.geometry import DEFAULT_MIN_CELL, DEFAULT_SCALES
+from atrous_advisor.numbers import MIN_CELL, SCALE, STRIDE, parse_int, parse_int_list, parse_pair
 from atrous_advisor.report.render import render_ppm
 
 
@@ -20,9 +21,9 @@ def ppm(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> int:
     """Cell sizes of a PSPNet pyramid pooling module at this crop, and better pool scales."""
-    (stride_value,) = parse_int_list(stride, "stride")
-    (min_cell_value,) = parse_int_list(min_cell, "min-cell")
-    report = advise_ppm(parse_crop(crop), stride_value, parse_int_list(scales, "scales"), min_cell_value)
+    stride_value = parse_int(stride, "--stride", STRIDE)
+    min_cell_value = parse_int(min_cell, "--min-cell", MIN_CELL)
+    report = advise_ppm(parse_pair(crop, "--crop"), stride_value, parse_int_list(scales, "--scales", SCALE), min_cell_value)
     for message in report.warnings:
         warn(message)
     if json_out:

@@ -8,8 +8,8 @@ import typer
 
 from atrous_advisor.advice import advise_rates
 from atrous_advisor.commands._common import emit_json, stdout, warn
-from atrous_advisor.errors import InputError
-from atrous_advisor.geometry import DEFAULT_MARGIN, parse_crop, parse_int_list
+from atrous_advisor.geometry import DEFAULT_MARGIN
+from atrous_advisor.numbers import BRANCHES, MARGIN, RATE, STRIDE, parse_int, parse_int_list, parse_pair
 from atrous_advisor.report.render import render_rate
 
 
@@ -25,13 +25,11 @@ def rate(
 ) -> int:
     """Optimal ASPP rates for a crop and output stride, and what the default (and your) rates really cover."""
     # Numbers are parsed here rather than by click so every bad value gets the same one-line error.
-    (stride_value,) = parse_int_list(stride, "stride")
-    n = parse_int_list(branches, "branches")[0] if branches is not None else None
-    if not margin.strip().isdigit():
-        raise InputError(f"margin {margin!r}: must be a non-negative integer (px)")
-    margin_value = int(margin)
-    current = parse_int_list(rates, "rates") if rates is not None else None
-    report = advise_rates(parse_crop(crop), stride_value, n, margin_value, current)
+    stride_value = parse_int(stride, "--stride", STRIDE)
+    n = parse_int(branches, "--branches", BRANCHES) if branches is not None else None
+    margin_value = parse_int(margin, "--margin", MARGIN)
+    current = parse_int_list(rates, "--rates", RATE) if rates is not None else None
+    report = advise_rates(parse_pair(crop, "--crop"), stride_value, n, margin_value, current)
     for message in report.warnings:
         warn(message)
     if json_out:

@@ -33,7 +33,7 @@ def _crop(cfg: dict) -> Optional[tuple[int, int]]:
         for step in ds.get("pipeline") or []:
             if isinstance(step, dict) and str(step.get("type", "")).rsplit(".", 1)[-1] == "RandomCrop":
                 size = step.get("crop_size")
-                return (size, size) if isinstance(size, int) else tuple(size)
+                return (size, size) if isinstance(size, int) else (size[0], size[1]) if size is not None else None
     return None
 
 
@@ -49,7 +49,7 @@ def crosscheck(results: list[ConfigResult]) -> list[LintError]:
         raise InputError("--engine mmengine: mmengine is not installed (pip install mmengine-lite)") from None
     errors = []
     for result in results:
-        if result.framework != "mmseg" or result.facts is None:
+        if result.framework not in ("mmseg", "mmseg_new") or result.facts is None:
             continue
         try:
             cfg = Config.fromfile(str(result.path)).to_dict()
@@ -61,7 +61,7 @@ def crosscheck(results: list[ConfigResult]) -> list[LintError]:
         theirs = {
             "crop": _crop(cfg),
             "ASPP rates": tuple(tuple(d) if isinstance(d, list) else d for d in dilations if d != 1) if dilations else None,
-            "pool scales": tuple(head["pool_scales"]) if facts.ppm and "pool_scales" in head else None,
+            "pool scales": tuple(head[facts.ppm.key]) if facts.ppm and facts.ppm.key in head else None,
         }
         ours = {
             "crop": facts.crop if facts.crop_source == "RandomCrop.crop_size" else None,

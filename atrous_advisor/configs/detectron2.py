@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import yaml
 
@@ -51,6 +51,21 @@ def _construct_opaque(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node)
 
 OpaqueTagLoader.add_multi_constructor("", _construct_opaque)
 OpaqueTagLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_opaque)
+
+if hasattr(yaml, "CSafeLoader"):
+
+    class _FastLoader(yaml.CSafeLoader):
+        """libyaml's composer: the same nodes and marks, ~10x faster. Only for text without anchors or aliases,
+        whose uses OpaqueTagLoader records and libyaml's composer does not report."""
+
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.alias_uses: dict = {}
+            self.aliased: dict[int, str] = {}
+
+    _FastLoader.add_multi_constructor("", _construct_opaque)
+    _FastLoader.add_multi_constructor("tag:yaml.org,2002:python/", _construct_opaque)
+HAS_LIBYAML = hasattr(yaml, "CSafeLoader")  # PyYAML without libyaml: every file takes the pure-Python path
 
 _STANDARD = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp", "binary")}
 
@@ -105,6 +120,7 @@ def _to_v(path: Path, loader: OpaqueTagLoader, node: yaml.Node, budget: Optional
     if budget[0] < 0:
         raise ConfigError(f"{path}: more than {_MAX_NODES} values once its YAML aliases are expanded")
     loc = _loc(path, node)
+    value: Any  # a scalar's Python value or an Opaque; a node's V
     if isinstance(node, yaml.ScalarNode):
         if node.tag == "tag:yaml.org,2002:int" and len(node.value) > MAX_JSON_DIGITS:
             value = Opaque(f"an integer of more than {MAX_JSON_DIGITS} digits is not read")
@@ -149,7 +165,8 @@ def parse_yaml(path: Path, text: Optional[str] = None) -> YamlFile:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read: {exc}") from None
-    loader = OpaqueTagLoader(text)
+    fast = HAS_LIBYAML and "&" not in text and "*" not in text  # no anchor or alias can be in it
+    loader = _FastLoader(text) if fast else OpaqueTagLoader(text)
     try:
         node = loader.get_single_node()
         root = _to_v(path, loader, node) if node is not None else None

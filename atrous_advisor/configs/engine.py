@@ -14,33 +14,31 @@ Which files are linted:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Union
 
-from atrous_advisor.configs.detectron2 import Detectron2Loader, looks_like_detectron2
-from atrous_advisor.configs.facts import ConfigFacts, Framework, drop_out_of_range
-from atrous_advisor.configs.mmseg import MMSegLoader
-from atrous_advisor.configs.resolve_detectron2 import resolve_detectron2
-from atrous_advisor.configs.resolve_mmseg import resolve_mmseg
-from atrous_advisor.configs.resolve_smp import resolve_smp
+from atrous_advisor.configs.facts import ConfigFacts, drop_out_of_range
+from atrous_advisor.configs.frameworks import Framework, Skipped, recognise, registry
 from atrous_advisor.configs.rules import RULES, Diagnostic
 from atrous_advisor.configs.settings import Settings
-from atrous_advisor.configs.smp import looks_like_smp, parse_smp
-from atrous_advisor.configs.values import Loc, canonical, split_lines
+from atrous_advisor.configs.supplied import file_values, supply
+from atrous_advisor.configs.values import canonical, split_lines
 from atrous_advisor.errors import ConfigError
 
 _NOQA = re.compile(r"#\s*atrous-advisor:\s*noqa(?::\s*(?P<codes>[A-Za-z]+\d+(?:\s*,\s*[A-Za-z]+\d+)*))?", re.I)
 _SKIP_DIRS = {"__pycache__", "node_modules", "site-packages"}
+registry()  # import every layout's reader now, not halfway through a run
 
 
 @dataclass
 class ConfigResult:
     path: Path
-    framework: Framework
+    framework: str  # a registry name: "mmseg", "detectron2", ...
     facts: Optional[ConfigFacts]
     diagnostics: list[Diagnostic]
     writable: bool  # named by the user (or inside a folder they named): --fix may write it
@@ -53,26 +51,32 @@ class LintError:
     message: str
 
 
+@dataclass(frozen=True)
+class SkippedFile:
+    """A file recognised as something other than a training config (an ordinary module, a LazyConfig)."""
+
+    path: Path
+    what: str
+    named: bool  # given on the command line (said on stderr), rather than met while walking a folder
+    special: bool = False  # a FIFO, socket or device: never opened, and always said on stderr
+    recognised: bool = True  # False: in no layout atrous-advisor reads (a walked YAML/JSON/Python file)
+
+
 @dataclass
 class LintRun:
     results: list[ConfigResult] = field(default_factory=list)
     errors: list[LintError] = field(default_factory=list)
-    skipped: list[tuple[Path, str]] = field(default_factory=list)  # special files met while walking: (path, what)
+    skipped: list[SkippedFile] = field(default_factory=list)
 
     @property
     def diagnostic_count(self) -> int:
         return sum(len(r.diagnostics) for r in self.results)
 
 
-def framework_of(path: Path) -> Optional[Framework]:
-    suffix = path.suffix.lower()
-    if suffix == ".py":
-        return "mmseg"
-    if suffix in (".yaml", ".yml"):
-        return "detectron2" if looks_like_detectron2(path) else None
-    if suffix == ".json":
-        return "smp" if looks_like_smp(path) else None
-    return None
+def framework_of(path: Path) -> Optional[str]:
+    """The registry name of the layout ``path`` is written in, by its content; None when it is no config."""
+    found = recognise(path)
+    return found.name if isinstance(found, type) else None
 
 
 def is_base_file(path: Path) -> bool:
@@ -121,27 +125,35 @@ class Linter:
     def __init__(self, settings: Settings, overrides: Optional[dict[Path, str]] = None):
         self.settings = settings
         self.overrides = {canonical(p): t for p, t in (overrides or {}).items()}
-        self.mmseg = MMSegLoader(overrides=dict(self.overrides))
-        self.detectron2 = Detectron2Loader(overrides=dict(self.overrides))
+        self.layouts: dict[str, Framework] = {cls.name: cls(dict(self.overrides), settings) for cls in registry()}
         self._lines: dict[Path, list[str]] = {}
 
+    def recognise(self, path: Path) -> Union[type[Framework], Skipped, None]:
+        return recognise(path, self.overrides.get(canonical(path)), self.settings)
+
     # --- one config ------------------------------------------------------------------------------------
-    def facts(self, path: Path, framework: Framework) -> ConfigFacts:
-        anchor = Loc(canonical(path), 1, 0, 1, 0)
-        if framework == "mmseg":
-            facts = resolve_mmseg(path, self.mmseg.load(path), anchor)
-        elif framework == "detectron2":
-            facts = resolve_detectron2(path, self.detectron2.load(path), anchor)
-        else:
-            facts = resolve_smp(path, parse_smp(path, self.overrides.get(canonical(path))), anchor)
+    def facts(self, path: Path, framework: str) -> ConfigFacts:
+        facts = self.layouts[framework].facts(path)
         drop_out_of_range(facts)
-        if facts.crop is None and self.settings.crop is not None:
-            facts.crop, facts.crop_source = self.settings.crop, "settings"
+        supply(facts, file_values(canonical(path), self.lines(path)), self.settings)
         return facts
 
-    def lint_config(self, path: Path, framework: Framework, writable: bool) -> ConfigResult:
+    def lint_config(self, path: Path, framework: str, writable: bool) -> ConfigResult:
         facts = self.facts(path, framework)
-        found = [d for code, rule in RULES.items() if self.settings.enabled(code) for d in rule.check(facts, self.settings)]
+        # A second ASPP head is checked as the same config seen with that head: the rules read one head each.
+        views = [facts] + [
+            dataclasses.replace(facts, aspp=head, extra_aspp=[], ppm=None, dilated_convs=[], declared_stride=None,
+                                divisibility=None, unresolved=[], believed=[])
+            for head in facts.extra_aspp
+        ]
+        found, seen = [], set()
+        for view in views:
+            for code, rule in RULES.items():
+                if self.settings.enabled(code):
+                    for d in rule.check(view, self.settings):
+                        if (d.code, d.loc, d.message) not in seen:
+                            seen.add((d.code, d.loc, d.message))
+                            found.append(d)
         kept = [d for d in found if not self.suppressed(d)]
         kept.sort(key=lambda d: (str(d.loc.path), d.loc.line, d.loc.col, d.code))
         return ConfigResult(path, framework, facts, kept, writable, len(found) - len(kept))
@@ -169,14 +181,22 @@ class Linter:
         return codes is None or diagnostic.code in {c.strip().upper() for c in codes.split(",")}
 
     # --- inheritance -----------------------------------------------------------------------------------
-    def bases_of(self, path: Path, framework: Framework) -> list[Path]:
-        if framework == "mmseg":
-            return self.mmseg.parsed(path).bases
-        if framework == "detectron2":
-            return self.detectron2.parsed(path).bases
-        return []
+    def bases_of(self, path: Path, framework: str) -> list[Path]:
+        return self.layouts[framework].bases(path)
 
-    def inherits(self, path: Path, framework: Framework, changed: set[Path], memo: dict[Path, bool]) -> bool:
+    def ancestors(self, path: Path, framework: str) -> set[Path]:
+        """Every file ``path`` inherits from, transitively (a list, not recursion: chains may be deep)."""
+        seen: set[Path] = set()
+        todo = [path]
+        while todo:
+            for base in self.bases_of(todo.pop(), framework):
+                if base not in seen:
+                    seen.add(base)
+                    if base.is_file():
+                        todo.append(base)
+        return seen
+
+    def inherits(self, path: Path, framework: str, changed: set[Path], memo: dict[Path, bool]) -> bool:
         """Whether ``path`` inherits (transitively) from one of ``changed``.
 
         A list, not recursion, since chains may be thousands of files deep; ``memo`` remembers the answer for
@@ -209,7 +229,7 @@ class Linter:
     ) -> tuple[list[Path], list[LintError]]:
         """Configs under ``roots`` (folder, recursive) that inherit (transitively) from one of ``changed``."""
         changed_set = {canonical(p) for p in changed}
-        names = {p.name for p in changed_set}
+        names = {p.stem for p in changed_set}  # `x` of x.py: new-style configs import bases as modules (`from .x import *`)
         found: list[Path] = []
         errors: list[LintError] = []
         seen: set[Path] = set()
@@ -225,10 +245,11 @@ class Linter:
                 except OSError:
                     continue
                 # Cheap filter first: a file that inherits from x.py mentions "x.py" somewhere up its chain.
-                framework = framework_of(candidate)
-                if framework is None or framework == "smp":
+                layout = self.recognise(candidate)
+                if not (isinstance(layout, type) and issubclass(layout, Framework)):
                     continue
-                if not any(n in text for n in names) and "_base_" not in text.lower():
+                framework = layout.name
+                if not any(n in text for n in names) and "_base_" not in text.lower() and "read_base" not in text:
                     continue
                 try:
                     if self.inherits(key, framework, changed_set, memo):
@@ -239,48 +260,86 @@ class Linter:
         return found, errors
 
 
+def _not_recognised(path: Path) -> str:
+    """Why a named file is not linted: unreadable, or no layout atrous-advisor reads."""
+    from atrous_advisor.configs.frameworks._yaml import Unreadable, top_mapping
+
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"{path}: cannot read: {exc.strerror}"
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            top_mapping(text)
+        except Unreadable as exc:
+            from atrous_advisor.configs.detectron2 import parse_yaml
+
+            try:  # the located reader says where: `x.yaml:5:3: unreadable YAML: …`
+                parse_yaml(path, text)
+            except ConfigError as located:
+                return str(located)
+            return f"{path}: unreadable YAML: {exc}"
+    return (
+        f"{path}: not a config layout atrous-advisor reads (MMSegmentation, mmengine new-style, Detectron2, "
+        "PaddleSeg, smp config.json, or a yacs layout mapped in [tool.atrous-advisor])"
+    )
+
+
 def lint_paths(
     paths: list[Path], settings: Settings, roots: Iterable[Path] = (), overrides: Optional[dict[Path, str]] = None
 ) -> LintRun:
     linter = Linter(settings, overrides)
     run = LintRun()
-    targets: dict[Path, tuple[Path, Framework, bool]] = {}
+    targets: dict[Path, tuple[Path, str, bool]] = {}
     named: list[Path] = []
     # Where to look for configs inheriting a named file: (folder, recursive). A base is shared across the
     # tree above its `_base_` folder; an ordinary config is inherited by its siblings (r101 from r50).
     search_roots: list[tuple[Path, bool]] = [(Path(r), True) for r in roots]
+    skipped: dict[Path, SkippedFile] = {}
+    special: list[tuple[Path, str]] = []  # FIFOs, sockets and devices met while walking
 
-    def add(path: Path, writable: bool) -> bool:
-        framework = framework_of(path)
+    def add(path: Path, writable: bool, is_named: bool = False) -> bool:
+        """Queue a config; a file that is no config is counted as skipped. False when it is not a config."""
+        layout = linter.recognise(path)
         key = canonical(path)
-        if framework is not None and key not in targets:
-            targets[key] = (path, framework, writable)
-        return framework is not None
+        if isinstance(layout, Skipped):
+            skipped.setdefault(key, SkippedFile(path, layout.what, is_named))
+            return False
+        if layout is None:
+            if not is_named:  # named ones are an error (below); walked ones are counted, or an error if unreadable
+                why = _not_recognised(path)
+                if ": unreadable YAML: " in why or ": cannot read: " in why:
+                    run.errors.append(LintError(path, why))
+                else:
+                    skipped.setdefault(key, SkippedFile(path, "in no layout atrous-advisor reads", False, recognised=False))
+            return False
+        if key not in targets:
+            targets[key] = (path, layout.name, writable)
+        return True
 
     for path in paths:
         if path.is_dir():
             search_roots.append((path, True))
-            configs = [add(found, True) for found in walk(path, skipped=run.skipped)]
+            configs = [add(found, True) for found in walk(path, skipped=special)]
             if not any(configs):  # a wrong folder in CI must not pass as "all checks passed"
                 run.errors.append(LintError(path, f"{path}: no configs found in this folder"))
         elif path.is_file():
             named.append(path)
+            layout = linter.recognise(path)
             if is_base_file(path):
-                framework = framework_of(path)
                 try:  # a base is not linted alone, but a broken base is still an error naming it
-                    if framework in ("mmseg", "detectron2"):
-                        linter.bases_of(path, framework)
+                    if isinstance(layout, type) and issubclass(layout, Framework):
+                        linter.bases_of(path, layout.name)
                 except ConfigError as exc:
                     run.errors.append(LintError(path, str(exc)))
                 parts = canonical(path).parts
                 top = Path(*parts[: parts.index("_base_")]) if "_base_" in parts else path.parent
                 search_roots.append((top, True))
             else:
-                if not add(path, True):
-                    try:  # YAML/JSON are recognised by their content: an unreadable one must not pass silently
-                        open(path, "rb").close()
-                    except OSError as exc:
-                        run.errors.append(LintError(path, f"{path}: cannot read: {exc.strerror}"))
+                if not add(path, True, is_named=True) and layout is None:
+                    # Named, and no layout claims it: never "0 configs, all checks passed".
+                    run.errors.append(LintError(path, _not_recognised(path)))
                 search_roots.append((path.parent, False))
         elif special_file(path):
             run.errors.append(LintError(path, f"{path}: {special_file(path)}, not a config file; not opened"))
@@ -292,12 +351,29 @@ def lint_paths(
         flat = {canonical(r) for r, rec in search_roots if not rec} - set(pruned)
         flat = {r for r in flat if not any(r.is_relative_to(o) for o in pruned)}
         dependents, errors = linter.dependents(
-            named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)], skipped=run.skipped
+            named, [(r, True) for r in pruned] + [(r, False) for r in sorted(flat)], skipped=special
         )
         run.errors.extend(errors)
         for path in dependents:
             if not is_base_file(path):
                 add(path, False)
+        # A base that no config inherits: nothing was checked for it, and that is said, not passed silently.
+        inherited: set[Path] = set()
+        for path in dependents:
+            layout = linter.recognise(path)
+            if isinstance(layout, type) and issubclass(layout, Framework):
+                try:
+                    inherited |= linter.ancestors(canonical(path), layout.name)
+                except ConfigError:
+                    continue
+        for path in named:
+            if is_base_file(path) and canonical(path) not in inherited and not any(e.path == path for e in run.errors):
+                skipped.setdefault(canonical(path), SkippedFile(
+                    path, "a base file that no config under the searched folders inherits, so nothing was checked "
+                    "(--root DIR searches another folder)", True))
+    for path, kind in special:
+        skipped.setdefault(canonical(path), SkippedFile(path, f"{kind}, not a config file; not opened", False, True))
+    run.skipped = list(skipped.values())
     for key, (path, framework, writable) in targets.items():
         try:
             run.results.append(linter.lint_config(path, framework, writable))
@@ -351,6 +427,8 @@ def compute_fixes(run: LintRun, settings: Settings, unsafe: bool = False, max_ro
         try:
             current = relint(original)
         except ConfigError:  # changed on disk since it was linted: fix nothing in it
+            fix.skipped.append("the file changed since it was linted and no longer reads; run again")
+            out.append(fix)
             continue
         tried: set = set()
         for _ in range(max_rounds):

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Optional, Union
 
 from atrous_advisor.configs.values import Loc, V
 
-Framework = Literal["mmseg", "detectron2", "smp"]
+Framework = str  # a registry name (configs/frameworks): "mmseg", "detectron2", ...
 IntPair = tuple[int, int]
 
 
@@ -23,6 +23,23 @@ class Unresolved:
     what: str
     loc: Loc
     reason: str
+
+
+@dataclass(frozen=True)
+class UnknownHead:
+    """A head that carries rates or pooling scales but is not one the rules know how to check (AA002)."""
+
+    head: str  # its type as written ("MyASPPHead"), or the role it fills ("decode_head")
+    key: str  # the key holding the rates or scales ("dilations", "pool_scales")
+    value: str  # the value as the user wrote it, for the message
+    loc: Loc
+    why: str  # "head type 'MyASPPHead' is not one atrous-advisor knows"
+
+
+# Keys by which a head carries atrous rates or pooling scales in the layouts the readers follow: a head of an
+# unknown type that has one of them is reported, never passed as if it had nothing to check.
+CONTEXT_KEYS = ("dilations", "atrous_rates", "aspp_ratios", "aspp_dilations", "pool_scales", "bin_sizes",
+                "filter_sizes", "psp_size", "cm_bin_sizes")
 
 
 @dataclass(frozen=True)
@@ -44,11 +61,11 @@ class Target:
 @dataclass(frozen=True)
 class AsppFacts:
     head: str  # head class as written, e.g. "ASPPHead"
-    rates: tuple[int, ...]  # the dilated branches' rates, without the 1×1 branch
+    rates: tuple[Union[int, tuple[int, int]], ...]  # the dilated branches' rates (h, w where per axis), no 1×1 branch
     loc: Loc  # where the rates were set (or the head, when the class default applies)
     is_default: bool
-    stride: int
-    stride_loc: Loc
+    stride: Optional[int]  # None: unknown (``ConfigFacts.stride_why`` says why); AA002 asks for it
+    stride_loc: Optional[Loc]
     target: Optional[Target]
     to_written: Callable[[list], Any]  # dilated rates -> the value as the framework writes it
 
@@ -59,9 +76,12 @@ class PpmFacts:
     scales: tuple[int, ...]
     loc: Loc
     is_default: bool
-    stride: int
-    stride_loc: Loc
+    stride: Optional[int]  # None: unknown, as for AsppFacts
+    stride_loc: Optional[Loc]
     target: Optional[Target]  # None when the framework has no setting for the scales (smp PSPNet)
+    # What the head calls its scales: PSPHead/UPerHead/APCHead `pool_scales`, DMHead `filter_sizes` (each pools
+    # the feature map adaptively to s×s, so the cells are F/s either way).
+    key: str = "pool_scales"
 
 
 @dataclass(frozen=True)
@@ -113,12 +133,23 @@ class ConfigFacts:
     believed: list[BelievedCrop] = field(default_factory=list)
     output_stride: Optional[int] = None
     aspp: Optional[AsppFacts] = None
+    extra_aspp: list[AsppFacts] = field(default_factory=list)  # a second ASPP head (Panoptic-DeepLab's instance head)
     ppm: Optional[PpmFacts] = None
     dilated_convs: list[DilatedConv] = field(default_factory=list)
     declared_stride: Optional[DeclaredStride] = None
     divisibility: Optional[Divisibility] = None
     unresolved: list[Unresolved] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why the crop is unknown, among other things
+    crop_why: str = ""  # why the crop is unknown: "no RandomCrop in the training pipeline"
+    stride_why: str = ""  # why a head's stride is unknown: "no model.backbone", "backbone type 'X' is not known"
+    # Values the user supplied where the config carries none (per-file comment, --crop/--stride, pyproject).
+    supplied: dict[str, str] = field(default_factory=dict)  # "crop"/"stride" -> where from
+    unknown_heads: list[UnknownHead] = field(default_factory=list)  # heads with rates/scales no rule can check
+    @property
+    def unresolved_crop(self) -> bool:
+        """Whether an AA001 already says why the crop is unknown (a RandomCrop whose size cannot be read)."""
+        return any("crop" in u.what.lower() or "pipeline" in u.what or "dataset" in u.what for u in self.unresolved)
+
     # `train_dataloader.dataset.pipeline` set on a RepeatDataset-like wrapper, which has none: (key path, wrapper type)
     stray_pipeline: Optional[tuple[str, str]] = None
 
@@ -168,19 +199,24 @@ def drop_out_of_range(facts: ConfigFacts) -> None:
     facts.believed = [b for b in facts.believed if problem(b.crop, CROP) is None]
     if facts.output_stride is not None and problem((facts.output_stride,), STRIDE):
         facts.output_stride = None  # the head that set it says why below
-    if facts.aspp is not None:
-        if why := problem(facts.aspp.rates, RATE):
-            refuse(f"{facts.aspp.head} rates", facts.aspp.loc, why)
-            facts.aspp = None
-        elif why := problem((facts.aspp.stride,), STRIDE):
-            refuse("output stride", facts.aspp.stride_loc, why)
-            facts.aspp = None
+    def aspp_ok(aspp: AsppFacts) -> bool:
+        if why := problem(aspp.rates, RATE):
+            refuse(f"{aspp.head} rates", aspp.loc, why)
+            return False
+        if aspp.stride is not None and (why := problem((aspp.stride,), STRIDE)):  # None: unknown, AA002 asks for it
+            refuse("output stride", aspp.stride_loc or aspp.loc, why)
+            return False
+        return True
+
+    if facts.aspp is not None and not aspp_ok(facts.aspp):
+        facts.aspp = None
+    facts.extra_aspp = [head for head in facts.extra_aspp if aspp_ok(head)]
     if facts.ppm is not None:
         if why := problem(facts.ppm.scales, SCALE):
             refuse(f"{facts.ppm.head} pool scales", facts.ppm.loc, why)
             facts.ppm = None
-        elif why := problem((facts.ppm.stride,), STRIDE):
-            refuse("output stride", facts.ppm.stride_loc, why)
+        elif facts.ppm.stride is not None and (why := problem((facts.ppm.stride,), STRIDE)):
+            refuse("output stride", facts.ppm.stride_loc or facts.ppm.loc, why)
             facts.ppm = None
     kept = []
     for conv in facts.dilated_convs:

@@ -4,6 +4,11 @@ Never edit a ``_base_`` file: other configs with other crops inherit it. An over
 follows the framework's merge rules — a key added to the leaf's ``model = dict(...)``, a new
 ``model = dict(decode_head=dict(dilations=...))`` at the end of the file (merged into the base's model by
 mmengine), a key under the leaf's ``MODEL:`` mapping in YAML. Formatting and comments elsewhere are kept.
+
+YAML positions are PyYAML's node marks from the very tree the linter read (configs/detectron2.py), so the
+place an edit goes and the value the finding is about come from one parse; a round-trip library such as
+ruamel.yaml would be a second parser (and a dependency) whose tree could disagree with the one linted. Every
+edit is re-parsed and re-linted before it is kept (engine.compute_fixes).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, Optional
 
 import yaml
 
-from atrous_advisor.configs.facts import Framework, Target
+from atrous_advisor.configs.facts import Target
 from atrous_advisor.configs.values import DictShape, V, canonical, split_lines
 
 
@@ -49,7 +54,7 @@ def _line_indent(lines: list[str], line: int) -> str:
     return raw[: len(raw) - len(raw.lstrip())]
 
 
-def _python_entry(keys: tuple[str, ...], value_text: str, style: str) -> str:
+def python_entry(keys: tuple[str, ...], value_text: str, style: str) -> str:
     inner = value_text
     for key in reversed(keys[1:]):
         inner = f"dict({key}={inner})"
@@ -59,7 +64,7 @@ def _python_entry(keys: tuple[str, ...], value_text: str, style: str) -> str:
 _AFTER_ENTRY = re.compile(r"\s*(,?)\s*(#.*)?$")
 
 
-def _python_insert(shape: DictShape, lines: list[str], entry: str) -> list[Edit]:
+def python_insert(shape: DictShape, lines: list[str], entry: str) -> list[Edit]:
     if shape.last_entry_end is None:
         return [Edit(shape.close, shape.close, entry)]
     line, col = shape.last_entry_end
@@ -76,7 +81,7 @@ def _python_insert(shape: DictShape, lines: list[str], entry: str) -> list[Edit]
     return [Edit((line, col), (line, col), ", " + entry)]
 
 
-def _yaml_block(keys: tuple[str, ...], value_text: str, indent: int) -> str:
+def yaml_block(keys: tuple[str, ...], value_text: str, indent: int) -> str:
     out = []
     for depth, key in enumerate(keys):
         pad = " " * (indent + 2 * depth)
@@ -84,7 +89,7 @@ def _yaml_block(keys: tuple[str, ...], value_text: str, indent: int) -> str:
     return "\n".join(out)
 
 
-def _yaml_block_sequence(rendered: str, indent: int) -> str:
+def yaml_block_sequence(rendered: str, indent: int) -> str:
     """``[2, 4, 6]`` as the block sequence it replaces (``- 2`` lines at the first item's column): a flow
     sequence in its place could sit at its key's own indentation (an indentless sequence) and not parse."""
     items = yaml.safe_load(rendered)
@@ -93,13 +98,14 @@ def _yaml_block_sequence(rendered: str, indent: int) -> str:
     return ("\n" + " " * indent).join(f"- {json.dumps(item)}" for item in items)
 
 
-def _yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
+def yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
     """Add entries after the last entry of a block mapping, at the position the YAML parser gave for its end.
 
     A block scalar (``|``, ``>``) ends with its line break: its end mark is the start of the next line, and
     the entries go there, before whatever follows. Any other value ends inside its line, where YAML allows
     only a comment after it: the entries go after that line's end, so a trailing comment stays where it is.
     """
+    assert shape.last_entry_end is not None  # callers insert after an entry; an empty mapping has none
     line, col = shape.last_entry_end
     if col == 0 and line > 1:
         return Edit((line, 0), (line, 0), block + "\n")
@@ -107,7 +113,7 @@ def _yaml_append(shape: DictShape, lines: list[str], block: str) -> Edit:
     return Edit(end, end, "\n" + block)
 
 
-def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
+def edits_for(framework: str, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
     """The edits that make the leaf config resolve ``target`` to ``value``; raises Unfixable."""
     edits = _edits_for(framework, target, value, leaf, text)
     if "\r\n" in text:  # new lines in a CRLF file end as its other lines do
@@ -115,9 +121,19 @@ def edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text
     return edits
 
 
-def _edits_for(framework: Framework, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
+def append_at_end(lines: list[str], statement: str) -> list[Edit]:
+    """Edits adding ``statement`` as the last line(s) of the file."""
+    end = (len(lines), len(lines[-1])) if lines else (1, 0)
+    sep = "" if not lines or lines[-1].endswith("\n") else "\n"
+    return [Edit(end, end, sep + statement + "\n")]
+
+
+def _edits_for(framework: str, target: Target, value: Any, leaf: Path, text: str) -> list[Edit]:
+    from atrous_advisor.configs.frameworks import by_name
+
     if not target.editable:
         raise Unfixable(target.why_not or "the value cannot be edited automatically")
+    layout = by_name(framework)
     leaf = canonical(leaf)
     lines = split_lines(text, keepends=True)
     rendered = target.render(value)
@@ -127,41 +143,37 @@ def _edits_for(framework: Framework, target: Target, value: Any, leaf: Path, tex
     # (a key merged in with `<<` is overridden below: the key is added to the mapping that merges it)
     if current is not None and not current.shared and canonical(current.site.path) == leaf:
         site = current.site
-        if framework == "detectron2" and lines[site.line - 1][site.col : site.col + 1] == "-":
-            rendered = _yaml_block_sequence(rendered, site.col)
-        return [Edit((site.line, site.col), (site.end_line, site.end_col), rendered)]
-    if framework == "smp":
-        raise Unfixable("config.json has no such key to edit")
+        return [Edit((site.line, site.col), (site.end_line, site.end_col), layout.replacement(site, rendered, lines))]
     # The deepest container that the leaf itself writes: add the missing keys to it.
     for depth in range(len(target.chain) - 2, -1, -1):
         container: Optional[V] = target.chain[depth]
         if container is None or canonical(container.site.path) != leaf:
             continue
-        rest = target.keys[depth + 1 :]
-        shape = container.shape
         dotted = ".".join(target.keys[: depth + 1])
         if container.shared:
             how = "merged in with <<" if container.shared == "<<" else f"shared through the YAML anchor {container.shared}"
             raise Unfixable(f"`{dotted}` is {how}; edit it by hand")
-        if shape is None:
+        if container.shape is None:
             raise Unfixable(f"`{dotted}` is set through an expression in this file; edit it by hand")
-        if framework == "detectron2" and shape.style == "flow":
-            entry = rendered
-            for key in reversed(rest[1:]):
-                entry = f"{{{key}: {entry}}}"
-            entry = f"{rest[0]}: {entry}"
-            if shape.last_entry_end is None:
-                return [Edit(shape.close, shape.close, entry)]
-            return [Edit(shape.last_entry_end, shape.last_entry_end, ", " + entry)]
-        if framework == "detectron2":
-            return [_yaml_append(shape, lines, _yaml_block(rest, rendered, shape.entry_indent or 0))]
-        return _python_insert(shape, lines, _python_entry(rest, rendered, shape.style))
+        return layout.insert_edits(container.shape, target.keys[depth + 1 :], rendered, lines)
     # The leaf writes none of the path: add an override at the end of the file.
-    end_line = len(lines)
-    end = (end_line, len(lines[-1])) if lines else (1, 0)
-    sep = "" if not lines or lines[-1].endswith("\n") else "\n"
-    if framework == "detectron2":
-        return [Edit(end, end, sep + _yaml_block(target.keys, rendered, 0) + "\n")]
-    entry = _python_entry(target.keys[1:], rendered, "call") if len(target.keys) > 1 else rendered
-    statement = f"{target.keys[0]} = dict({entry})" if len(target.keys) > 1 else f"{target.keys[0]} = {rendered}"
-    return [Edit(end, end, sep + statement + "\n")]
+    return layout.append_edits(target, rendered, lines)
+
+
+def would_fix(result, d, texts: dict) -> bool:
+    """Whether ``--fix`` would write this finding: a safe fix, in a config it rewrites, that it can edit."""
+    if not result.writable or d.fix is None or d.fix.applicability != "safe":
+        return False
+    if result.path not in texts:
+        try:
+            with open(result.path, encoding="utf-8", newline="") as handle:
+                texts[result.path] = handle.read()
+        except (OSError, UnicodeDecodeError):
+            texts[result.path] = None
+    if texts[result.path] is None:
+        return False
+    try:
+        edits_for(result.framework, d.fix.target, d.fix.value, result.path, texts[result.path])
+    except Unfixable:  # e.g. the head is set through a name: --fix says "not fixed", so no [*]
+        return False
+    return True

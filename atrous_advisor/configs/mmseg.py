@@ -99,7 +99,7 @@ class _FileEvaluator:
             return byte_col
         return len(text.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
 
-    def loc(self, node: ast.AST) -> Loc:
+    def loc(self, node: Any) -> Loc:  # any located node: expr, stmt, keyword
         line, col = node.lineno, self._char_col(node.lineno, node.col_offset)
         for start, end in self.placeholders.get(line, ()):
             if start <= col < end:  # inside a rewritten {{_base_.x}}: the span is the placeholder as written
@@ -330,7 +330,7 @@ class _FileEvaluator:
         return self._sequence(node, list)
 
     def _Dict(self, node: ast.Dict) -> V:
-        entries: dict[str, V] = {}
+        entries: dict[Any, V] = {}  # a dict literal's keys may be ints or None as well
         for key, value in zip(node.keys, node.values):
             if key is None:  # {**other}
                 inner = self.expr(value)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from atrous_advisor.configs.facts import AsppFacts, ConfigFacts, Divisibility, PpmFacts, Target, Unresolved, positive_ints
 from atrous_advisor.configs.values import Loc, V, plain
 
 # Init defaults of smp's models (segmentation_models_pytorch/decoders/*/model.py).
-MODELS = {
+MODELS: dict[str, dict[str, Any]] = {
     "DeepLabV3": {"encoder_depth": 5, "encoder_output_stride": 8, "decoder_atrous_rates": (12, 24, 36)},
     "DeepLabV3Plus": {"encoder_depth": 5, "encoder_output_stride": 16, "decoder_atrous_rates": (12, 24, 36)},
     "PSPNet": {"encoder_depth": 3},
@@ -19,7 +20,7 @@ PSP_SIZES = (1, 2, 3, 6)  # fixed in smp's PSPDecoder; not an init argument
 
 def resolve_smp(path: Path, cfg: dict[str, V], anchor: Loc) -> ConfigFacts:
     facts = ConfigFacts(path=path, framework="smp", anchor=anchor)
-    facts.notes.append("smp configs carry no crop")
+    facts.crop_why = "smp configs carry no crop"
     model_class = plain(cfg.get("_model_class")) if cfg.get("_model_class") else None
     if model_class not in MODELS:
         facts.notes.append(f"smp model {model_class!r} has no ASPP or PPM")

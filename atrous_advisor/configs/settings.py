@@ -28,6 +28,11 @@ class Settings:
     min_cell: int = DEFAULT_MIN_CELL
     margin: int = DEFAULT_MARGIN
     crop: Optional[tuple[int, int]] = None  # for configs that carry no crop (smp, Detectron2 without CROP)
+    stride: Optional[int] = None  # for heads whose output stride the config does not determine
+    # yacs-style configs: which dotted key holds the crop, stride, rates and scales ([tool.atrous-advisor.keys])
+    keys: tuple[tuple[str, str], ...] = ()
+    crop_from: str = field(default="", compare=False)  # "--crop" or "`crop` in pyproject.toml": said in messages
+    stride_from: str = field(default="", compare=False)
     source: Optional[Path] = field(default=None, compare=False)
 
     def enabled(self, code: str) -> bool:
@@ -46,8 +51,26 @@ def _codes(value: Any, key: str, where: Path) -> tuple[str, ...]:
     return tuple(c.strip().upper() for c in value)
 
 
+KEY_ROLES = ("crop", "stride", "rates", "scales")
+
+
+def parse_keys(table: Any, where: Path) -> tuple[tuple[str, str], ...]:
+    """``[tool.atrous-advisor.keys]``: role -> dotted key of a yacs-style YAML config (``MODEL.ASPP.RATES``)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [tool.atrous-advisor] keys must be a table such as {{rates = \"MODEL.ATROUS_RATES\"}}")
+    unknown = sorted(set(table) - set(KEY_ROLES))
+    if unknown:
+        raise ConfigError(f"{where}: [tool.atrous-advisor.keys] {', '.join(unknown)}: expected {', '.join(KEY_ROLES)}")
+    for role, key in table.items():
+        if not isinstance(key, str) or not all(part.strip() for part in key.split(".")):
+            raise ConfigError(f"{where}: [tool.atrous-advisor.keys] {role} {key!r}: expected a dotted key such as \"MODEL.RATES\"")
+    if not {"rates", "scales"} & set(table):
+        raise ConfigError(f"{where}: [tool.atrous-advisor.keys] names no `rates` or `scales` key: nothing to check")
+    return tuple(sorted(table.items()))
+
+
 def parse_settings(table: dict, where: Path) -> Settings:
-    known = {"select", "ignore", "tolerance", "min-cell", "min_cell", "margin", "crop"}
+    known = {"select", "ignore", "tolerance", "min-cell", "min_cell", "margin", "crop", "stride", "keys"}
     unknown = sorted(set(table) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) in [tool.atrous-advisor]: {', '.join(unknown)}")
@@ -82,6 +105,15 @@ def parse_settings(table: dict, where: Path) -> Settings:
                 f"{where}: [tool.atrous-advisor] crop {shown(raw)}: expected 512, \"512x1024\" or [512, 1024], "
                 f"each {CROP.describe()}"
             ) from None
+    if "stride" in table:
+        from atrous_advisor.configs.supplied import parse_stride
+
+        out["stride"] = parse_stride(str(table["stride"]), f"{where}: [tool.atrous-advisor]")
+        out["stride_from"] = f"`stride` in {where.name} [tool.atrous-advisor]"
+    if "keys" in table:
+        out["keys"] = parse_keys(table["keys"], where)
+    if "crop" in out:
+        out["crop_from"] = f"`crop` in {where.name} [tool.atrous-advisor]"
     return Settings(**out)
 
 
@@ -106,3 +138,12 @@ def find_settings(start: Path) -> Settings:
             if table is not None:
                 raise ConfigError(f"{candidate}: `tool.atrous-advisor` must be a table ([tool.atrous-advisor])")
     return Settings()
+
+
+def check_codes(codes: tuple[str, ...], where: str) -> None:
+    """A typo in --select must not select nothing and pass every config."""
+    from atrous_advisor.configs.rules import RULES
+
+    for code in codes:
+        if not any(known.startswith(code) for known in RULES):
+            raise InputError(f"{where} {code!r}: no rule code starts with it (rules: {', '.join(RULES)})")

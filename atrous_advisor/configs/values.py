@@ -7,12 +7,12 @@ expression starts and ends in the file it edits. So readers build trees of :clas
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
+
+from atrous_advisor.files import canonical  # noqa: F401 - the readers and the engine import it from here
 
 
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
@@ -22,17 +22,6 @@ def split_lines(text: str, keepends: bool = False) -> list[str]:
     """Lines as Python's tokenizer counts them (``str.splitlines`` also splits on form feeds and U+2028)."""
     lines = _LINE.findall(text)
     return lines if keepends else [line.rstrip("\r\n") for line in lines]
-
-
-@lru_cache(maxsize=4096)
-def _normalised(absolute: str) -> Path:
-    return Path(os.path.normpath(absolute))
-
-
-def canonical(path: "os.PathLike[str] | str") -> Path:
-    """The absolute, normalised path used as a cache key (like mmengine's ``osp.abspath``; no syscalls)."""
-    text = os.fspath(path)
-    return _normalised(text if os.path.isabs(text) else os.path.join(os.getcwd(), text))
 
 
 @dataclass(frozen=True)
@@ -117,6 +106,7 @@ def find_opaque(v: Any) -> Optional[tuple[Opaque, Optional[V]]]:
         if isinstance(v.value, Opaque):
             return v.value, v
         return find_opaque(v.value)
+    items: Iterable[Any]
     if isinstance(v, dict):
         items = v.values()
     elif isinstance(v, (list, tuple)):

@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Callable, Literal
 
-from atrous_advisor.configs.engine import FileFix, Linter, framework_of, is_base_file, walk
+from atrous_advisor.configs.engine import FileFix, Linter, LintRun, framework_of, is_base_file, walk
 from atrous_advisor.configs.settings import Settings
 from atrous_advisor.configs.values import canonical
 from atrous_advisor.errors import ConfigError
-from atrous_advisor.files import FileChangedError, replace_contents, sha256
+from atrous_advisor.files import FileChangedError, remove_stale_temp_files, replace_contents, sha256
 
 Status = Literal["fixed", "changed", "inherited", "failed"]
 
@@ -54,7 +54,7 @@ def inherited_by(linter: Linter, paths: list[Path]) -> dict[Path, list[Path]]:
         for candidate in walk(root, include_bases=True, recursive=recursive):
             key = canonical(candidate)
             framework = framework_of(candidate)
-            if key in seen or framework not in ("mmseg", "detectron2"):
+            if key in seen or framework in (None, "smp"):  # every layout with bases (smp has none)
                 continue
             seen.add(key)
             try:
@@ -66,6 +66,25 @@ def inherited_by(linter: Linter, paths: list[Path]) -> dict[Path, list[Path]]:
                 if ancestors & aliases and key not in aliases:
                     users[path].add(key)
     return {p: sorted(found) for p, found in users.items()}
+
+
+def held_back(run: LintRun, settings: Settings) -> set[Path]:
+    """The linted configs with a fix that ``--fix`` will not write because others inherit them (no ``[*]``)."""
+    candidates = [r.path for r in run.results if r.writable and any(d.fix is not None for d in r.diagnostics)]
+    if not candidates:
+        return set()
+    users = inherited_by(Linter(settings), candidates)
+    return {p for p in candidates if users[p] or is_base_file(Path(os.path.realpath(p)))}
+
+
+def fixable(run: LintRun, settings: Settings, fix_inherited: bool = False) -> Callable[[Any, Any], bool]:
+    """Whether ``--fix`` (with ``--fix-inherited`` or not) would write a finding: the ``[*]`` mark, JSON's
+    ``fixable``. The CLI and the Python API both ask this one function."""
+    from atrous_advisor.configs.fixes import would_fix
+
+    texts: dict = {}
+    held = set() if fix_inherited else held_back(run, settings)
+    return lambda result, d: result.path not in held and would_fix(result, d, texts)
 
 
 def write_fixes(fixes: list[FileFix], settings: Settings, fix_inherited: bool = False) -> list[Written]:
@@ -82,6 +101,7 @@ def write_fixes(fixes: list[FileFix], settings: Settings, fix_inherited: bool = 
             outcomes.append(Written(fix.path, "inherited",
                                     f"not fixed: {why}; use --fix-inherited to change it for all of them"))
             continue
+        remove_stale_temp_files(real.parent)  # left by a run killed mid-write
         try:
             replace_contents(fix.path, fix.fixed.encode("utf-8"), expected_sha256=sha256(fix.original.encode("utf-8")))
         except FileChangedError:

@@ -175,7 +175,7 @@ def assess_aspp(
         optimal = optimal_base_rate(crop_p, stride_p, n, margin)
         suggested = suggested_rates(crop_p, stride_p, n, margin)
         tol = (tolerance_of(optimal[0], tolerance), tolerance_of(optimal[1], tolerance))
-        offset = tuple(  # type: ignore[assignment]
+        offset = tuple(
             "low" if e < o - t else "high" if e > o + t else "ok" for e, o, t in zip(effective, optimal, tol)
         )
         if crop_p[0] != crop_p[1]:

@@ -62,7 +62,7 @@ def _check_margin(crop: IntPair, margin: int) -> None:
         raise InputError(f"margin {margin!r}: must be a non-negative integer")
     if margin >= min(crop):
         raise InputError(
-            f"crop {crop[0]}x{crop[1]}: must be larger than the FOV margin of {margin} px (--margin), "
+            f"crop {crop[0]}×{crop[1]}: must be larger than the FOV margin of {margin} px (--margin), "
             f"or r* = (L − {margin}) / (2·n·s) is not positive"
         )
 

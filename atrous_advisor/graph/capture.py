@@ -131,6 +131,12 @@ def _export(model: torch.nn.Module, example: torch.Tensor) -> CapturedGraph:
             continue
         if node.op == "output":
             output = pytree.tree_map(convert, node.args[0])
+            try:  # the model's own output structure (a dict, an HF ModelOutput): its names say which is which
+                output = pytree.tree_unflatten(list(output), program.call_spec.out_spec)
+                if not isinstance(output, dict) and hasattr(output, "keys"):
+                    output = dict(output)
+            except Exception:  # an output spec this torch cannot rebuild: the flat outputs, unnamed
+                pass
             continue
         if node.op != "call_function":
             continue
@@ -212,6 +218,8 @@ def _dispatch(model: torch.nn.Module, example: torch.Tensor) -> CapturedGraph:
     finally:
         for h in handles:
             h.remove()
+    if isinstance(out, dict) and type(out) is not dict:  # an HF ModelOutput (an OrderedDict): its fields
+        out = {k: v for k, v in out.items()}
     if not any(isinstance(leaf, torch.Tensor) for leaf in pytree.tree_leaves(out)) and hasattr(out, "__dict__"):
         # an output object pytree does not know (a dataclass of tensors): its tensor attributes, by name
         out = {k: v for k, v in vars(out).items() if isinstance(v, torch.Tensor)}

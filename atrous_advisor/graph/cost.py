@@ -37,13 +37,18 @@ def fast_cost(model, example) -> tuple[Cost, Any]:
 
     with FlopCounterMode(display=False, depth=None) as counter:
         output = model(example)
+    return from_counter(model, counter), output
+
+
+def from_counter(model, counter) -> Cost:
+    """The cost a FlopCounterMode counted while ``model`` ran (total and per top-level child)."""
     flops = counter.get_flop_counts()
     root = type(model).__name__
     total_params, per_params = _params(model)
     per = {}
     for name in per_params:
         per[name] = (per_params[name], int(sum(flops.get(f"{root}.{name}", {}).values()) // 2))
-    return Cost("fast", total_params, int(counter.get_total_flops() // 2), per), output
+    return Cost("fast", total_params, int(counter.get_total_flops() // 2), per)
 
 
 def fvcore_cost(model, example) -> Cost:

@@ -16,41 +16,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from atrous_advisor.files import atomic_path
 from atrous_advisor.errors import InputError
-from atrous_advisor.graph.capture import CapturedGraph, Const, Ref
+from atrous_advisor.files import atomic_path
+from atrous_advisor.graph import aten
+from atrous_advisor.graph.capture import CapturedGraph, Ref
 from atrous_advisor.graph.engine import Propagation
-from atrous_advisor.graph.handlers import NEUTRAL_OPS
-from atrous_advisor.graph.heads import CONV_KINDS, conv_geometry
 
-_PASS = set(NEUTRAL_OPS) | {
-    "_operator.getitem", "aten.view", "aten.reshape", "aten._unsafe_view", "aten.contiguous", "aten.expand",
-    "aten.split", "aten.split_with_sizes", "aten.chunk", "aten.slice", "aten.softmax", "aten._softmax",
-    "aten.log_softmax", "aten._log_softmax", "aten.linear",
-}
-_MERGE = {
-    "aten.add", "aten.add_", "aten.sub", "aten.sub_", "aten.rsub", "aten.mul", "aten.mul_", "aten.div", "aten.div_",
-    "aten.maximum", "aten.minimum", "aten.where", "aten.cat", "aten.stack", "aten.addcmul", "aten.addcdiv",
-}
-_MODES = {
-    "aten.upsample_nearest2d": ("nearest", None),
-    "aten._upsample_nearest_exact2d": ("nearest-exact", None),
-    "aten.upsample_bilinear2d": ("bilinear", 2),
-    "aten._upsample_bilinear2d_aa": ("bilinear", 2),
-    "aten.upsample_bicubic2d": ("bicubic", 2),
+# ops whose single path passes through unchanged in the picture (one channel, every weight equal)
+_PASS = aten.NEUTRAL | aten.RESHAPE | aten.SPLIT | aten.SOFTMAX | {
+    "_operator.getitem", "aten.expand", "aten.slice", "aten.linear",
 }
 
 
 class FieldMapUnsupported(Exception):
     pass
-
-
-def _pair(value: Any, default) -> tuple[int, int]:
-    if value is None or (isinstance(value, (list, tuple)) and not value):
-        value = default
-    if isinstance(value, int):
-        return (value, value)
-    v = [int(x) for x in value]
-    return (v[0], v[0]) if len(v) == 1 else (v[0], v[1])
 
 
 def _fit(t, shape):
@@ -78,34 +58,29 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
         xs = ins(node)
         if not xs:
             continue
-        x, kind, shape = xs[0], node.kind, node.out_shape
-        if kind in CONV_KINDS or kind == "aten.conv_transpose2d":
-            geo = conv_geometry(node)
-            w = node.args[1]
-            if not isinstance(w, Const) or len(w.shape) != 4:
+        x, kind = xs[0], node.kind
+        shape: tuple[int, ...] = node.out_shape or ()  # spatial nodes have a shape
+        if kind in aten.CONV or kind in aten.CONV_TRANSPOSE:
+            geo = aten.conv_args(kind, node.args, node.kwargs)
+            if geo is None:
                 raise FieldMapUnsupported(f"{kind} in {node.module or '<root>'}")
-            kernel = torch.ones(1, 1, int(w.shape[2]), int(w.shape[3]), dtype=image.dtype)
-            a = node.args
-            stride = _pair(a[3] if len(a) > 3 else 1, (1, 1))
-            padding = a[4] if len(a) > 4 else 0
-            if kind == "aten.conv_transpose2d" or (geo and geo[2]):
-                dil = _pair((a[7] if kind == "aten.conv_transpose2d" else a[5]) if len(a) > 5 else 1, (1, 1))
-                y = F.conv_transpose2d(x, kernel, None, stride, _pair(padding, (0, 0)), 0, 1, dil)
+            kernel = torch.ones(1, 1, *geo.kernel, dtype=image.dtype)
+            if geo.transposed:
+                y = F.conv_transpose2d(x, kernel, None, geo.stride, geo.padding, geo.output_padding, 1, geo.dilation)
             else:
-                dil = _pair(a[5] if len(a) > 5 else 1, (1, 1))
-                y = F.conv2d(x, kernel, None, stride, padding if isinstance(padding, str) else _pair(padding, (0, 0)), dil)
-        elif kind in ("aten.max_pool2d", "aten.max_pool2d_with_indices", "aten.avg_pool2d"):
-            a = node.args
-            k = _pair(a[1], (1, 1))
-            stride = _pair(a[2] if len(a) > 2 else [], k)
-            padding = _pair(a[3] if len(a) > 3 else 0, (0, 0))
-            dil = _pair(a[4] if kind != "aten.avg_pool2d" and len(a) > 4 else 1, (1, 1))
-            kernel = torch.ones(1, 1, *k, dtype=image.dtype)
-            y = F.conv2d(x, kernel, None, stride, padding, dil)  # a pool with equal weights sums its window
-            whole = [int(shape[a]) == 1 and padding[a] == 0 and x.shape[a] > 1 for a in (-2, -1)]
+                raw = aten.arg(node.args, node.kwargs, 4, "padding", 0)
+                # 'same' is asymmetric for even kernels: let PyTorch place it as the model did
+                y = F.conv2d(x, kernel, None, geo.stride, raw if isinstance(raw, str) else geo.padding, geo.dilation)
+        elif kind in aten.POOL:
+            pool = aten.pool_args(kind, node.args, node.kwargs)
+            if pool is None:
+                raise FieldMapUnsupported(f"{kind} in {node.module or '<root>'}")
+            kernel = torch.ones(1, 1, *pool.kernel, dtype=image.dtype)
+            y = F.conv2d(x, kernel, None, pool.stride, pool.padding, pool.dilation)  # a pool with equal weights sums its window
+            whole = [int(shape[a]) == 1 and pool.padding[a] == 0 and x.shape[a] > 1 for a in (-2, -1)]
             if any(whole):  # a pool over the whole map (F.avg_pool2d(x, x.shape[2:])) is global: not drawn
                 y = y * 0.0
-        elif kind in ("aten.adaptive_avg_pool2d", "aten._adaptive_avg_pool2d", "aten.adaptive_max_pool2d"):
+        elif kind in aten.ADAPTIVE_POOL:
             oh, ow = int(shape[-2]), int(shape[-1])
             # global paths reach every pixel equally and would drown the finite field: they are flagged
             # as global context in the report instead of drawn
@@ -121,11 +96,11 @@ def _run(graph: CapturedGraph, spatial: set[int], image):
                 y = x.sum(dim=(-2, -1), keepdim=True) * 0.0  # global path: flagged, not drawn (see above)
                 if shape and len(shape) >= 2:
                     y = y.expand(1, 1, int(shape[-2]), int(shape[-1])) if shape[-2:] != (1, 1) else y
-        elif kind in _MODES:
-            mode, _ = _MODES[kind]
-            align = bool(node.args[2]) if mode in ("bilinear", "bicubic") and len(node.args) > 2 else None
+        elif kind in aten.UPSAMPLE_MODE:
+            mode = aten.UPSAMPLE_MODE[kind]
+            align = aten.upsample_align(kind, node.args, node.kwargs) if mode in ("bilinear", "bicubic") else None
             y = F.interpolate(x, size=(int(shape[-2]), int(shape[-1])), mode=mode, align_corners=align)
-        elif kind in _MERGE:
+        elif kind in aten.MERGE:
             h, w = int(shape[-2]), int(shape[-1])
             y = sum(t.expand(1, 1, h, w) if t.shape[-2:] != (h, w) else t for t in xs)
         elif kind in _PASS:
@@ -154,7 +129,8 @@ def path_counts(model, canvas: tuple[int, int], prop_at_crop: Optional[Propagati
     from atrous_advisor.graph.analysis import capture_and_propagate
 
     _, prop = capture_and_propagate(model, canvas, prefer="dispatch", device="meta")
-    spatial = {nid for nid, f in prop.fields.items() if f is not None and f.layout is not None}
+    # only plain maps are drawn: a model whose paths go through token forms or attention is refused
+    spatial = {nid for nid in prop.fields if prop.known(nid) is not None and prop.known(nid).layout == (-2, -1)}
     image = torch.ones(1, 1, canvas[0], canvas[1], dtype=torch.float64, requires_grad=True)
     values = _run(prop.graph, spatial, image)
     refs = [r for r in prop.graph.output_refs() if isinstance(r, Ref)]
@@ -195,7 +171,8 @@ def render(counts, crop: tuple[int, int], path: Path, title: str) -> None:
     fig.tight_layout()
     try:
         # without a suffix matplotlib would write ``path.png``, not the file the report names
-        fig.savefig(path, format=None if path.suffix else "png")
+        with atomic_path(path) as tmp:  # a failed or killed write leaves the old picture, not half a new one
+            fig.savefig(tmp, format=None if path.suffix else "png")
     except OSError as exc:
         raise InputError(f"--field-map {path}: cannot write: {exc.strerror or exc}") from exc
     finally:

@@ -10,14 +10,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
-from atrous_advisor.graph.capture import CapturedGraph, Const, OpNode
+from atrous_advisor.graph import aten
+from atrous_advisor.graph.capture import CapturedGraph, OpNode
 
-CONV_KINDS = frozenset({"aten.conv2d", "aten.convolution", "aten._convolution", "aten.cudnn_convolution"})
-ADAPTIVE_KINDS = frozenset({"aten.adaptive_avg_pool2d", "aten._adaptive_avg_pool2d", "aten.adaptive_max_pool2d"})
+CONV_KINDS = aten.CONV
+ADAPTIVE_KINDS = aten.ADAPTIVE_POOL
 MERGE_KINDS = frozenset({"aten.cat", "aten.add", "aten.add_", "aten.stack", "aten.sum"})
-RESIDUAL_KINDS = frozenset({"aten.add", "aten.add_", "aten.sub", "aten.sub_"})
+RESIDUAL_KINDS = aten.RESIDUAL
 
 
 @dataclass
@@ -29,34 +30,20 @@ class HeadSite:
     scales: list[int]  # PPM output sizes; [] for aspp
     image_pool: bool
     feature_map: tuple[int, int]  # measured input feature map of the head at this crop
-    stride: tuple[int, int]  # measured jump (input px per feature) at the head's input
+    stride: Optional[tuple[int, int]]  # measured jump (input px per feature) at the head's input; None: unknown
     input_node: int = field(default=-1, repr=False)
     merge_node: Optional[int] = field(default=None, repr=False)
-
-
-def _ints2(value, default=(1, 1)) -> tuple[int, int]:
-    if value is None or (isinstance(value, (list, tuple)) and not value):
-        value = default
-    if isinstance(value, int):
-        return (value, value)
-    v = [int(x) for x in value]
-    return (v[0], v[0]) if len(v) == 1 else (v[0], v[1])
+    # why no advice can be built on this head's geometry (its input's layout or stride is unknown, or the
+    # feature map × stride does not match the crop); None when the geometry is known and consistent
+    unknown: Optional[str] = None
 
 
 def conv_geometry(node: OpNode) -> Optional[tuple[tuple[int, int], tuple[int, int], bool]]:
     """(kernel, dilation, transposed) of a conv node, or None when the node is not a 2-d conv."""
-    if node.kind not in CONV_KINDS or len(node.args) < 2 or not isinstance(node.args[1], Const):
+    if node.kind not in CONV_KINDS:
         return None
-    shape = node.args[1].shape
-    if len(shape) != 4:
-        return None
-    kernel = (int(shape[2]), int(shape[3]))
-    if node.kind == "aten.conv2d":
-        dil = node.args[5] if len(node.args) > 5 else node.kwargs.get("dilation", 1)
-        return kernel, _ints2(dil), False
-    dil = node.args[5] if len(node.args) > 5 else node.kwargs.get("dilation", 1)
-    transposed = bool(node.args[6]) if len(node.args) > 6 else bool(node.kwargs.get("transposed", False))
-    return kernel, _ints2(dil), transposed
+    geo = aten.conv_args(node.kind, node.args, node.kwargs)
+    return None if geo is None else (geo.kernel, geo.dilation, geo.transposed)
 
 
 def _is_dilated_conv(node: OpNode) -> Optional[tuple[int, int]]:
@@ -71,10 +58,10 @@ def _is_dilated_conv(node: OpNode) -> Optional[tuple[int, int]]:
 
 def _is_global_pool(node: OpNode) -> bool:
     if node.kind in ADAPTIVE_KINDS:
-        return bool(node.out_shape) and tuple(node.out_shape[-2:]) == (1, 1)
+        return node.out_shape is not None and tuple(node.out_shape[-2:]) == (1, 1)
     if node.kind in ("aten.avg_pool2d", "aten.max_pool2d", "aten.max_pool2d_with_indices"):
         # F.avg_pool2d(x, x.shape[2:]): the older way to write image pooling
-        return bool(node.out_shape) and tuple(node.out_shape[-2:]) == (1, 1)
+        return node.out_shape is not None and tuple(node.out_shape[-2:]) == (1, 1)
     if node.kind == "aten.mean":
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         return isinstance(dims, (list, tuple)) and {int(d) % 4 for d in dims} >= {2, 3}
@@ -120,16 +107,15 @@ def _walk(start: int, source: int, graph: CapturedGraph, consumers: dict[int, li
     return _Branch(nodes, None)
 
 
-def detect_heads(graph: CapturedGraph, jumps: dict[int, tuple[float, float]], spatial: set[int]) -> list[HeadSite]:
-    """All heads in the graph. ``jumps`` maps node id → (jump h, jump w); ``spatial`` the ids with a field."""
+Geometry = Callable[[int], tuple[tuple[int, int], Optional[tuple[int, int]], Optional[str]]]
+
+
+def detect_heads(graph: CapturedGraph, site_geometry: Geometry, spatial: set[int]) -> list[HeadSite]:
+    """All heads in the graph. ``site_geometry(node id)`` gives (feature map, stride or None, why unknown)
+    of a head's input; ``spatial`` holds the ids of the nodes that carry data from the image."""
     consumers = graph.consumers()
     heads: list[HeadSite] = []
     in_aspp: set[int] = set()
-
-    def site_geometry(node_id: int) -> tuple[tuple[int, int], tuple[int, int]]:
-        shape = graph.nodes[node_id].out_shape or (1, 1)
-        jh, jw = jumps.get(node_id, (1, 1))
-        return (int(shape[-2]), int(shape[-1])), (max(1, round(jh)), max(1, round(jw)))
 
     for node in graph.nodes:
         if node.id not in spatial or len(consumers[node.id]) < 2:
@@ -165,7 +151,7 @@ def detect_heads(graph: CapturedGraph, jumps: dict[int, tuple[float, float]], sp
                         if not geo[2]:  # transposed convs upsample; they are not atrous branches
                             dilated.append((geo[1], i))
                         break
-            fmap, stride = site_geometry(node.id)
+            fmap, stride, unknown = site_geometry(node.id)
             merge_module = graph.nodes[merge_id].module
             # parallel undilated 3×3s (inception-style blocks) are not an atrous pyramid
             if len(dilated) >= 2 and any(max(r) > 1 for r, _ in dilated):
@@ -183,6 +169,7 @@ def detect_heads(graph: CapturedGraph, jumps: dict[int, tuple[float, float]], sp
                         stride=stride,
                         input_node=node.id,
                         merge_node=merge_id,
+                        unknown=unknown,
                     )
                 )
                 in_aspp.update(i for _, i in dilated)
@@ -201,6 +188,7 @@ def detect_heads(graph: CapturedGraph, jumps: dict[int, tuple[float, float]], sp
                         stride=stride,
                         input_node=node.id,
                         merge_node=merge_id,
+                        unknown=unknown,
                     )
                 )
     heads.extend(_fcn_heads(graph, consumers, spatial, in_aspp, site_geometry))
@@ -216,6 +204,15 @@ def _fcn_heads(graph, consumers, spatial, in_aspp, site_geometry) -> list[HeadSi
             or residual_below.get(c, False)
             for c in consumers[node.id]
         )
+    # a head's dilated conv is the last spatial conv on its way out; a dilated block of a backbone (the last
+    # MobileNetV2/EfficientNet block at output stride 8) still has the head's convs below it
+    conv_below: dict[int, bool] = {}
+    for node in reversed(graph.nodes):
+        conv_below[node.id] = any(
+            (graph.nodes[c].kind in CONV_KINDS and max((conv_geometry(graph.nodes[c]) or ((1, 1),))[0]) > 1)
+            or conv_below.get(c, False)
+            for c in consumers[node.id]
+        )
     out_nodes = {r.node for r in graph.output_refs()}
     reaches_out: dict[int, bool] = {}
     for node in reversed(graph.nodes):
@@ -223,12 +220,12 @@ def _fcn_heads(graph, consumers, spatial, in_aspp, site_geometry) -> list[HeadSi
     heads = []
     for node in graph.nodes:
         rate = _is_dilated_conv(node)
-        if not rate or node.id in in_aspp or residual_below[node.id] or not reaches_out[node.id]:
+        if not rate or node.id in in_aspp or residual_below[node.id] or not reaches_out[node.id] or conv_below[node.id]:
             continue
         inputs = _spatial_inputs(node, spatial)
         if not inputs:
             continue
-        fmap, stride = site_geometry(inputs[0])
+        fmap, stride, unknown = site_geometry(inputs[0])
         heads.append(
             HeadSite(
                 kind="fcn",
@@ -240,22 +237,48 @@ def _fcn_heads(graph, consumers, spatial, in_aspp, site_geometry) -> list[HeadSi
                 feature_map=fmap,
                 stride=stride,
                 input_node=inputs[0],
+                unknown=unknown,
             )
         )
     return heads
 
 
 def find_heads(model, crop: tuple[int, int]) -> list[HeadSite]:
-    """Capture ``model`` on a meta image of ``crop`` (h, w) and return its ASPP/PPM/FCN heads."""
+    """Capture ``model`` on a meta image of ``crop`` (h, w) and return its ASPP/PPM/FCN heads whose input
+    geometry is known (the ones rates and scales can be computed for)."""
     from atrous_advisor.graph.analysis import capture_and_propagate
 
     _, prop = capture_and_propagate(model, crop)
-    return heads_of(prop)
+    return [h for h in heads_of(prop, crop) if h.unknown is None]
 
 
-def heads_of(prop) -> list[HeadSite]:
-    jumps = {
-        nid: (float(f.h.jump), float(f.w.jump)) for nid, f in prop.fields.items() if f is not None
-    }
+def heads_of(prop, crop: Optional[tuple[int, int]] = None) -> list[HeadSite]:
+    """Every head of a propagated graph; a head whose input layout or stride is unknown, or whose feature
+    map × stride does not give back the crop, carries the reason in ``unknown`` (and no stride when it is
+    not known)."""
+    from atrous_advisor.graph.handlers import NodeField
+
+    def geometry(node_id: int):
+        f = prop.fields.get(node_id)
+        shape = prop.graph.nodes[node_id].out_shape or (1, 1)
+        if not isinstance(f, NodeField):
+            why = f.line() if f is not None else "it carries no data from the image"
+            return (int(shape[-2]), int(shape[-1])), None, f"its input is unknown ({why})"
+        if f.layout != (-2, -1):
+            return (int(shape[-2]), int(shape[-1])), None, "its input is not a plain (N, C, H, W) map"
+        fmap = (int(shape[-2]), int(shape[-1]))
+        if any(not a.finite or a.binned for a in f.axes):
+            return fmap, None, "its input is pooled, not a feature map with a stride"
+        stride = (max(1, round(float(f.h.jump))), max(1, round(float(f.w.jump))))
+        if crop is not None:
+            for a in (0, 1):
+                # F = ceil(crop / stride) for padded strided convs; allow the last feature to be partial
+                if abs(fmap[a] * stride[a] - crop[a]) >= stride[a] + max(1, crop[a] // 16):
+                    return fmap, stride, (
+                        f"its {fmap[0]}×{fmap[1]} map × stride {stride[0]}×{stride[1]} does not give back "
+                        f"the {crop[0]}×{crop[1]} crop"
+                    )
+        return fmap, stride, None
+
     spatial = {nid for nid, f in prop.fields.items() if f is not None}
-    return detect_heads(prop.graph, jumps, spatial)
+    return detect_heads(prop.graph, geometry, spatial)

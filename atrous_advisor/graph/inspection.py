@@ -8,13 +8,15 @@ the measured feature map and stride → size-matters border layer → optional f
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional, cast
 
-from atrous_advisor.errors import InputError
+from atrous_advisor.errors import InputError, ModelLoadError
 from atrous_advisor.geometry import AsppAssessment, analyse_ppm, assess_aspp, assess_branch
 from atrous_advisor.usercode import user_code
 from atrous_advisor.geometry.fields import AxisField, as_number
-from atrous_advisor.graph.heads import CONV_KINDS, HeadSite, heads_of
+from atrous_advisor.graph import aten
+from atrous_advisor.graph.handlers import NodeField
+from atrous_advisor.graph.heads import HeadSite, heads_of
 from atrous_advisor.report import format as fmt
 from atrous_advisor.report.inspect_models import (
     AsppHead,
@@ -23,17 +25,13 @@ from atrous_advisor.report.inspect_models import (
     LayerField,
     ModuleCost,
     PpmHead,
+    UnassessedHead,
 )
 
 # ops shown in the per-layer table: the ones that change geometry or merge paths
-_LAYER_OPS = CONV_KINDS | {
-    "aten.conv_transpose2d", "aten.max_pool2d", "aten.max_pool2d_with_indices", "aten.avg_pool2d",
-    "aten.adaptive_avg_pool2d", "aten._adaptive_avg_pool2d", "aten.adaptive_max_pool2d", "aten.mean",
-    "aten.upsample_nearest2d", "aten.upsample_bilinear2d", "aten.upsample_bicubic2d",
-    "aten._upsample_nearest_exact2d", "aten._upsample_bilinear2d_aa", "aten.cat", "aten.add", "aten.add_",
-    "aten.mul", "aten.mul_", "aten.constant_pad_nd", "aten.slice",
+_LAYER_OPS = aten.WINDOW | aten.ADAPTIVE_POOL | frozenset(aten.UPSAMPLE_TAPS) | aten.CONCAT | aten.RESIDUAL | aten.SDPA | {
+    "aten.mean", "aten.mul", "aten.mul_", "aten.constant_pad_nd", "aten.slice",
 }
-_WINDOW_OPS = CONV_KINDS | {"aten.conv_transpose2d", "aten.max_pool2d", "aten.max_pool2d_with_indices", "aten.avg_pool2d"}
 
 
 def _pair_of(axes: tuple[AxisField, AxisField], attr: str):
@@ -48,6 +46,10 @@ def _framework(model) -> str:
         return "torchvision"
     if mod.startswith("mmseg"):
         return "mmseg"
+    if mod.startswith("transformers"):
+        # HF models are built from a config: the fix names its class ("hf:MobileViTConfig")
+        config = getattr(model, "config", None)
+        return f"hf:{type(config).__name__}" if config is not None else "transformers"
     return "pytorch"
 
 
@@ -60,6 +62,9 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
         return f"model.classifier = DeepLabHead(in_channels, num_classes, atrous_rates=({ints}))"
     if framework == "mmseg" and square:
         return f"decode_head=dict(dilations=(1, {ints}))"
+    if framework.startswith("hf:") and square and site.kind == "aspp":
+        # MobileViT's DeepLabV3 head reads config.atrous_rates (an image-pooling branch is added by the model)
+        return f"{framework[3:]}(atrous_rates=[{ints}], …)"
     literal = lambda r: str(r[0]) if r[0] == r[1] else f"({r[0]}, {r[1]})"  # noqa: E731 - what Conv2d takes
     pairs = ", ".join(f"{m}: dilation=padding={literal(r)}" for m, r in zip(site.branch_modules, rates))
     return f"set {pairs}"
@@ -68,9 +73,12 @@ def _rate_fix(framework: str, site: HeadSite, rates: list[tuple[int, int]]) -> s
 def _single_int_fix(framework: str, site: HeadSite, single: list[int]) -> str:
     """Frameworks that take one int per branch: the assessment's one-int rates (as `rate` prints them)."""
     rates = [(r, r) for r in single]
+    # one int serves both axes: it sits between the per-axis optima (their geometric mean), so it is too
+    # large for the short axis and too small for the long one — the closest a square rate gets
+    both = "one int per branch, for both axes (between the H and W optima)"
     if rates == list(site.rates):
-        return f"with one int per branch, the current rates {fmt.rates(rates)} are already the closest"
-    return f"one int per branch: {_rate_fix(framework, site, rates)}"
+        return f"with {both}, the current rates {fmt.rates(rates)} are already the closest"
+    return f"{both}: {_rate_fix(framework, site, rates)}"
 
 
 def _aspp_problems(a: AsppAssessment) -> list[str]:
@@ -86,16 +94,26 @@ def _aspp_problems(a: AsppAssessment) -> list[str]:
         worst = max(b.padding_fraction for b in a.branches if b.reads_padding)
         problems.append(f"up to {fmt.percent(worst)} of the dilated taps read zero padding")
     # A FOV off the crop is the same fact as a base rate off r*: it is reported from the tolerance check.
-    if a.offset is not None and "high" in a.offset:
+    if a.offset is not None and a.crop[0] != a.crop[1]:
+        # a non-square crop: the FOV is judged per axis, so both are named (one can be too large, the other too small)
+        problems.append(
+            f"FOV {fmt.px(a.fov)} = {a.fov_ratio[0]:.2f}× H, {a.fov_ratio[1]:.2f}× W of the {fmt.crop(a.crop)} crop"
+        )
+    elif a.offset is not None and "high" in a.offset:
         problems.append(f"FOV {fmt.px(a.fov)} is {max(a.fov_ratio):.1f}× the {fmt.crop(a.crop)} crop")
     elif a.offset is not None and "low" in a.offset:
         problems.append(f"FOV {fmt.px(a.fov)} covers only {fmt.percent(min(a.fov_ratio))} of the {fmt.crop(a.crop)} crop")
     return problems
 
 
+def _known_stride(site: HeadSite) -> tuple[int, int]:
+    """The stride of an assessed head (a site with an unknown stride is listed as unassessed instead)."""
+    assert site.stride is not None, site.name
+    return site.stride
+
+
 def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: str) -> AsppHead:
-    n = len(site.rates)
-    stride = site.stride
+    stride = _known_stride(site)
     a = assess_aspp(site.rates, crop, stride, feature_map=site.feature_map)
     rates_are = f"rates {fmt.rates(site.rates)} at output stride {fmt.pair(stride)} on a {fmt.crop(site.feature_map)} map"
     fix = None
@@ -136,7 +154,8 @@ def analyse_aspp(site: HeadSite, crop: tuple[int, int], head_field, framework: s
 
 
 def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> PpmHead:
-    analysis = analyse_ppm(crop, site.stride, site.scales, fmap=site.feature_map)
+    stride = _known_stride(site)
+    analysis = analyse_ppm(crop, stride, site.scales, fmap=site.feature_map)
     small = [c.scale for c in analysis.cells if c.below_min_cell]
     redundant = [c.scale for c in analysis.cells if c.redundant]
     suggested = list(analysis.suggested_scales)
@@ -153,7 +172,7 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
             (f"scales {tuple(redundant)} exceed" if len(redundant) > 1 else f"scale {redundant[0]} exceeds")
             + " the feature map"
         )
-    base = f"scales {fmt.ints(site.scales)} on a {fmt.crop(site.feature_map)} map at stride {fmt.pair(site.stride)}"
+    base = f"scales {fmt.ints(site.scales)} on a {fmt.crop(site.feature_map)} map at stride {fmt.pair(stride)}"
     verdict = base + (": " + "; ".join(problems) if problems else ": cells fit the crop")
     fix = None
     if not ok:
@@ -162,6 +181,8 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
         changes = [f"{m}.output_size = {min(s, cap)}" for m, s in zip(site.branch_modules, site.scales) if min(s, cap) != s]
         if framework == "mmseg":
             fix = f"use pool scales ({joined}): decode_head=dict(pool_scales=({joined}))"
+        elif framework.startswith("hf:"):  # UperNet, BEiT, Data2Vec-Vision: config.pool_scales
+            fix = f"use pool scales ({joined}): {framework[3:]}(pool_scales=[{joined}], …)"
         else:  # smp's PSPNet has no argument for its pool sizes: the fix is module surgery
             fix = f"use pool scales ({joined}): set " + ", ".join(changes) + (
                 " (then drop the duplicate branch)" if len(suggested) < len(set(site.scales)) else ""
@@ -171,7 +192,7 @@ def analyse_ppm_site(site: HeadSite, crop: tuple[int, int], framework: str) -> P
         branch_modules=site.branch_modules,
         scales=site.scales,
         feature_map=site.feature_map,
-        stride=site.stride,
+        stride=stride,
         cell_features=[c.cell_features for c in analysis.cells],
         cell_pixels=[c.cell_pixels for c in analysis.cells],
         below_min_cell=[c.below_min_cell for c in analysis.cells],
@@ -191,7 +212,7 @@ def analyse_fcn(site: HeadSite) -> FcnHead:
         else f"{fmt.percent(info.padding_fraction)} of taps read padding"
     )
     return FcnHead(
-        name=site.name, rate=rate, feature_map=site.feature_map, stride=site.stride,
+        name=site.name, rate=rate, feature_map=site.feature_map, stride=_known_stride(site),
         kernel_extent=info.kernel_extent, padding_fraction=info.padding_fraction,
         degenerate=info.degenerate, ok=not branch.flagged, verdict=verdict,
     )
@@ -200,7 +221,7 @@ def analyse_fcn(site: HeadSite) -> FcnHead:
 def _layers(prop) -> list[LayerField]:
     rows = []
     for node in prop.graph.nodes:
-        f = prop.fields.get(node.id)
+        f = prop.known(node.id)
         if f is None or node.kind not in _LAYER_OPS or f.layout is None or node.out_shape is None:
             continue
         rows.append(
@@ -220,36 +241,66 @@ def _layers(prop) -> list[LayerField]:
     return rows
 
 
+def _resize_behind(prop, node_id: int, depth: int = 8):
+    """The nearest resize (interpolation) on the path into ``node_id``, through single-input ops."""
+    for _ in range(depth):
+        node = prop.graph.nodes[node_id]
+        if node.kind in aten.UPSAMPLE_TAPS:
+            return node
+        inputs = [i for i in node.inputs if prop.known(i) is not None]
+        if len(inputs) != 1:
+            return None
+        node_id = inputs[0]
+    return None
+
+
+def _resize_cause(prop, resize) -> str:
+    """Why a resize lands off the other path's grid, in the op's own terms."""
+    src: tuple[int, ...] = prop.graph.nodes[resize.inputs[0]].out_shape or ()
+    out: tuple[int, ...] = resize.out_shape or ()
+    sizes = f"{src[-2]}×{src[-1]} → {out[-2]}×{out[-1]}" if len(src) >= 2 and len(out) >= 2 else "?"
+    integer = len(src) >= 2 and len(out) >= 2 and all(int(o) % int(i) == 0 for i, o in zip(src[-2:], out[-2:]))
+    if aten.upsample_align(resize.kind, resize.args, resize.kwargs):
+        return f"an align_corners=True resize {sizes} stretches the grid: its features fall between the other path's"
+    if not integer:
+        return f"odd sizes: the resize {sizes} is not a whole factor, so its grid cannot match the other path's"
+    if aten.UPSAMPLE_TAPS[resize.kind] == 1:
+        return f"a nearest resize {sizes} repeats each feature, shifting centres by half the factor minus ½ feature"
+    return (f"the half-pixel centres of an align_corners=False resize {sizes} sit (s−1)/2 px off the grid of "
+            "strided convs, whose feature 0 is centred on pixel 0")
+
+
 def _misalignment(prop) -> str:
-    """Name the first merge whose inputs disagree, with their jumps and centres."""
+    """Name the first merge whose inputs disagree, with their jumps, centres and the resize that causes it."""
     for node in prop.graph.nodes:
-        f = prop.fields.get(node.id)
+        f = prop.known(node.id)
         if f is None or not (f.h.misaligned or f.w.misaligned):
             continue
-        inputs = [prop.fields.get(i) for i in node.inputs]
-        inputs = [g for g in inputs if g is not None and g.layout is not None]
+        ids = [i for i in node.inputs if prop.known(i) is not None]
+        inputs = [prop.known(i) for i in ids]
         if any(g.h.misaligned or g.w.misaligned for g in inputs):
             continue
         paths = "; ".join(
             f"jump {fmt.pair(_pair_of(g.axes, 'jump'))} centre {fmt.pair(_pair_of(g.axes, 'start'))}"
             for g in inputs if g.h.finite and not g.h.binned
         )
+        resizes = [r for r in (_resize_behind(prop, i) for i in ids) if r is not None]
+        cause = _resize_cause(prop, resizes[0]) if resizes else "paths with different strides or paddings meet"
         where = node.module or "<root>"
-        return (f"misaligned paths at {node.kind.split('.', 1)[-1]} in {where}: {paths} "
-                "(an align_corners=True or odd-sized resize does not land on the other path's grid)")
+        return f"misaligned paths at {node.kind.split('.', 1)[-1]} in {where}: {paths} ({cause})"
     return "misaligned paths: branches merged with different jumps or centres"
 
 
 def border_layer(prop, crop: tuple[int, int]) -> tuple[Optional[str], list[str]]:
-    """Size Matters: the first conv/pool whose inputs' field already exceeds the crop on both axes.
-
-    Fields include dilation. Later layers whose inputs also exceed the crop are unproductive.
+    """Size Matters: the first conv/pool on the output's path whose inputs' field already exceeds the crop
+    on both axes. Fields include dilation. Later layers whose inputs also exceed the crop are unproductive.
     """
     border, after = None, []
+    reach = prop.reaching_output()
     for node in prop.graph.nodes:
-        if node.kind not in _WINDOW_OPS:
+        if node.kind not in aten.WINDOW or node.id not in reach:
             continue
-        inputs = [prop.fields.get(i) for i in node.inputs]
+        inputs = [prop.known(i) for i in node.inputs]
         inputs = [f for f in inputs if f is not None and f.layout is not None]
         if not inputs:
             continue
@@ -267,17 +318,45 @@ def border_layer(prop, crop: tuple[int, int]) -> tuple[Optional[str], list[str]]
     return border, after
 
 
-def output_stride(prop) -> tuple:
-    """The coarsest jump of real features: finite fields not produced by adaptive-pooling bins."""
+def output_stride(prop) -> Optional[tuple]:
+    """The coarsest jump of real features on the output's path: finite fields not produced by
+    adaptive-pooling bins or global mixing. None when the output is unknown."""
+    if not isinstance(prop.output_field(), NodeField):
+        return None
     best = [None, None]
-    for f in prop.fields.values():
-        if f is None or f.layout is None:
+    # the keys and values of global attention (SegFormer's spatially reduced ones) are mixed into one global
+    # value: their grid never reaches the output as features
+    for nid in prop.reaching_output(through_global=False):
+        f = prop.known(nid)
+        if f is None:
             continue
         for a in (0, 1):
             axis = f.axes[a]
             if axis.finite and not axis.binned and (best[a] is None or axis.jump > best[a]):
                 best[a] = axis.jump
-    return tuple(as_number(b) if b is not None else 1 for b in best)
+    if best[0] is None or best[1] is None:
+        return None
+    return tuple(as_number(b) for b in best)
+
+
+def _capture_with_cost(model, crop: tuple[int, int], prefer: str, device: str):
+    """(graph, propagation, cost) from one forward: the dispatch recorder runs inside FlopCounterMode, so
+    the cost count is the same pass; torch.export traces on its own, so the count is a second pass there."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from atrous_advisor.graph import cost as costs
+    from atrous_advisor.graph.analysis import capture_and_propagate, example_input, forward_error
+
+    if prefer == "dispatch":
+        with FlopCounterMode(display=False, depth=None) as counter:
+            graph, prop = capture_and_propagate(model, crop, prefer=prefer, device=device)
+        return graph, prop, costs.from_counter(model, counter)
+    try:
+        fast, _ = costs.fast_cost(model, example_input(crop, device))
+    except Exception as exc:
+        raise forward_error(exc, crop) from exc
+    graph, prop = capture_and_propagate(model, crop, prefer=prefer, device=device)
+    return graph, prop, fast
 
 
 @user_code()  # the model runs in here: it prints to stderr and cannot end the process
@@ -288,30 +367,39 @@ def inspect_model(
     counter: str = "fast",
     layers: bool = True,
     field_map: Optional[Path] = None,
-    prefer: str = "export",
+    prefer: str = "dispatch",
+    force: bool = False,
 ) -> InspectReport:
     """Everything ``inspect`` reports about the model ``spec`` at ``crop`` (h, w).
 
-    ``prefer`` picks the capture path: "export" (torch.export, falling back to dispatch tracing) or
-    "dispatch" (record ATen calls during one meta forward: quicker, same graph).
+    ``prefer`` picks the capture path: "dispatch" (record ATen calls during the one meta forward that also
+    counts the cost; the default, see benchmarks/bench_inspect.py) or "export" (torch.export, falling back
+    to dispatch tracing). An existing ``field_map`` file is only replaced with ``force``.
     """
     from atrous_advisor.graph import cost as costs
-    from atrous_advisor.graph.analysis import capture_and_propagate, example_input, forward_error
+    from atrous_advisor.graph.analysis import example_input, forward_error
     from atrous_advisor.graph.loading import load_model
 
     if counter not in ("fast", "fvcore"):
         raise InputError(f"--counter {counter!r}: expected 'fast' or 'fvcore'")
     if field_map is not None and Path(field_map).is_dir():
         raise InputError(f"--field-map {field_map}: is a directory; give a file name such as field.png")
+    if field_map is not None and Path(field_map).exists() and not force:
+        raise InputError(f"--field-map {field_map}: already exists; pass --force to overwrite or choose another name")
     loaded = load_model(spec, kwargs, device="meta")
     model = loaded.model
     warnings: list[str] = []
     notes = list(loaded.notes)
-    x = example_input(crop, loaded.device)
     try:
-        fast, _ = costs.fast_cost(model, x)  # also the forward check: a failure here is about the crop
-    except Exception as exc:
-        raise forward_error(exc, crop) from exc
+        graph, prop, fast = _capture_with_cost(model, crop, prefer, loaded.device)
+    except ModelLoadError as exc:
+        if loaded.device != "meta" or "meta" not in str(exc):
+            raise
+        # the forward makes real tensors (positions from torch.arange on the CPU) or reads values: on the CPU
+        loaded = load_model(spec, kwargs, device="cpu")
+        model = loaded.model
+        notes.append(f"run on CPU: the forward cannot run on the meta device ({str(exc)[:160]})")
+        graph, prop, fast = _capture_with_cost(model, crop, prefer, "cpu")
     cost = fast
     if counter == "fvcore":
         cpu = load_model(spec, kwargs, device="cpu").model
@@ -322,21 +410,30 @@ def inspect_model(
         notes.extend(cost.notes)
         del cpu
 
-    graph, prop = capture_and_propagate(model, crop, prefer=prefer)
     notes.extend(graph.notes)
-    warnings.extend(prop.notes)
     out = prop.output_field()
-    if out is None or out.layout is None:
-        warnings.append("the model's output has no spatial layout; fields describe its last spatial node")
-        spatial = [f for f in prop.fields.values() if f is not None and f.layout is not None]
-        out = spatial[-1]
+    output_name = prop.output_name()
+    unknown = None
+    if isinstance(out, NodeField) and out.layout is None:
+        unknown = "the model's output is not a map (N, C, H, W): its field is not per position"
+        out = None
+    elif not isinstance(out, NodeField):
+        unknown = (
+            f"the output's field is unknown: the graph could not be followed past {out.line()}"
+            if out is not None else "the model's output carries no data from the image"
+        )
+        out = None
     framework = _framework(model)
 
-    sites = heads_of(prop)
-    aspp, ppm, fcn = [], [], []
-    for site in sites:
-        if site.kind == "aspp":
-            merged = prop.fields.get(site.merge_node) if site.merge_node is not None else None
+    aspp, ppm, fcn, unassessed = [], [], [], []
+    for site in heads_of(prop, crop):
+        if site.unknown is not None:
+            unassessed.append(UnassessedHead(
+                name=site.name, kind=cast(Literal["aspp", "ppm", "fcn"], site.kind), branch_modules=site.branch_modules, rates=site.rates,
+                scales=site.scales, feature_map=site.feature_map, stride=site.stride, reason=site.unknown,
+            ))
+        elif site.kind == "aspp":
+            merged = prop.known(site.merge_node) if site.merge_node is not None else None
             head_field = _pair_of(merged.axes, "rf_max") if merged else (None, None)
             aspp.append(analyse_aspp(site, crop, head_field, framework))
         elif site.kind == "ppm":
@@ -349,8 +446,10 @@ def inspect_model(
     for p in ppm:
         if not p.ok:
             warnings.append(f"{p.name}: {p.verdict}")
-    gridding = out.h.holes or out.w.holes
-    misaligned = out.h.misaligned or out.w.misaligned
+    gridding = misaligned = False
+    if out is not None:
+        gridding = out.h.holes or out.w.holes
+        misaligned = out.h.misaligned or out.w.misaligned
     if gridding:
         steps = (out.h.support.lattice_step, out.w.support.lattice_step)
         read = (out.h.support.count, out.w.support.count)
@@ -361,12 +460,14 @@ def inspect_model(
         )
     if misaligned:
         warnings.append(_misalignment(prop))
-    border, unproductive = border_layer(prop, crop)
+    border, unproductive = border_layer(prop, crop) if out is not None else (None, [])
 
     map_path = None
     if field_map is not None:
         from atrous_advisor.graph import fieldmap
 
+        if out is None:
+            raise InputError(f"--field-map: not drawn: {unknown}")
         canvas = fieldmap.canvas_for(crop, (out.h.rf_max, out.w.rf_max))
         try:
             counts, _, _ = fieldmap.path_counts(model, canvas)
@@ -383,16 +484,18 @@ def inspect_model(
 
     return InspectReport(
         model=spec,
-        crop=tuple(crop),
-        device=loaded.device,
+        crop=(crop[0], crop[1]),
+        device=cast(Literal["meta", "cpu"], loaded.device),
         capture=graph.capture,
+        output=output_name,
+        unknown=unknown,
         output_stride=output_stride(prop),
-        output_feature_map=(out.h.size, out.w.size),
-        receptive_field=_pair_of(out.axes, "rf_max"),
-        receptive_field_min=_pair_of(out.axes, "rf_min"),
-        output_jump=_pair_of(out.axes, "jump"),
-        output_centre=_pair_of(out.axes, "start"),
-        global_context=out.h.global_context or out.w.global_context,
+        output_feature_map=(out.h.size, out.w.size) if out is not None else None,
+        receptive_field=_pair_of(out.axes, "rf_max") if out is not None else None,
+        receptive_field_min=_pair_of(out.axes, "rf_min") if out is not None else None,
+        output_jump=_pair_of(out.axes, "jump") if out is not None else None,
+        output_centre=_pair_of(out.axes, "start") if out is not None else None,
+        global_context=(out.h.global_context or out.w.global_context) if out is not None else None,
         gridding=gridding,
         misaligned=misaligned,
         params=cost.params,
@@ -402,10 +505,12 @@ def inspect_model(
         aspp=aspp,
         ppm=ppm,
         fcn=fcn,
+        unassessed=unassessed,
         layers=_layers(prop) if layers else [],
         border_layer=border,
         unproductive_layers=unproductive,
         unsupported_ops=prop.unsupported,
+        unsupported_reasons=prop.reasons,
         field_map=map_path,
         warnings=warnings,
         notes=notes,

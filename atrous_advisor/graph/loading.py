@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
@@ -103,7 +104,7 @@ def _pick(module: ModuleType, attr: Optional[str], spec: str) -> tuple[Any, str]
     torch = _torch()
     if attr:
         if not hasattr(module, attr):
-            owner = Path(module.__file__).name if module.__name__.startswith("_atrous_user_") else module.__name__
+            owner = Path(module.__file__).name if module.__file__ and module.__name__.startswith("_atrous_user_") else module.__name__
             raise ModelLoadError(f"model {spec!r}: {owner} has no attribute {attr!r}")
         return getattr(module, attr), attr
     if callable(getattr(module, "build_model", None)):
@@ -124,14 +125,61 @@ def _instantiate(obj: Any, what: str, kwargs: dict, spec: str, user_file: Option
     if not callable(obj):
         raise ModelLoadError(f"model {spec!r}: {what} is a {type(obj).__name__}, not an nn.Module or a callable")
     try:
+        inspect.signature(obj).bind(**kwargs)
+    except TypeError as exc:  # the arguments do not fit the callable: the user's --kwargs
+        raise ModelLoadError(f"model {spec!r}: calling {what}(**kwargs) failed: {exc}") from exc
+    except ValueError:  # no signature to check (a builtin): the call itself says
+        pass
+    try:
         built = obj(**kwargs)
-    except TypeError as exc:
-        raise ModelLoadError(f"model {spec!r}: calling {what}(**kwargs) failed: {_compact(exc, user_file)}") from exc
-    except Exception as exc:
+    except Exception as exc:  # raised inside the builder (a TypeError there is the builder's own)
+        if _is_network(exc):
+            given = [k for k in NO_WEIGHTS if k in kwargs]
+            hint = "; it tried to download weights: pass --kwargs with its weights argument set to null/false" + (
+                f" (already given: {', '.join(given)})" if given else ""
+            )
+            raise ModelLoadError(f"model {spec!r}: building the model needs the network: {_compact(exc, user_file)}{hint}") from exc
         raise ModelLoadError(f"model {spec!r}: building the model failed: {_compact(exc, user_file)}") from exc
     if not isinstance(built, torch.nn.Module):
         raise ModelLoadError(f"model {spec!r}: {what}() returned a {type(built).__name__}, not an nn.Module")
     return built
+
+
+# builder arguments that fetch pretrained weights, and the value that means "do not": torchvision,
+# segmentation_models_pytorch, timm-style builders. The model's geometry does not depend on its weights.
+NO_WEIGHTS = {"weights": None, "weights_backbone": None, "encoder_weights": None, "pretrained": False, "pretrained_backbone": False}
+
+
+def _is_network(exc: BaseException) -> bool:
+    """A download attempt that failed (offline, blocked, hub unreachable)."""
+    import urllib.error
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        name = type(exc).__name__
+        if isinstance(exc, (urllib.error.URLError, ConnectionError, TimeoutError)) or name in (
+            "ConnectTimeout", "ConnectionError", "HTTPError", "LocalEntryNotFoundError", "OfflineModeIsEnabled",
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def offline_kwargs(obj: Any, kwargs: dict) -> dict:
+    """The weights arguments ``obj`` accepts and the user did not give, set so nothing is downloaded."""
+    try:
+        params = inspect.signature(obj).parameters
+    except (TypeError, ValueError):
+        return {}
+    out = {}
+    for k, v in NO_WEIGHTS.items():
+        p = params.get(k)
+        # only where the default would fetch something: a required or already-off argument is left alone
+        if p is not None and k not in kwargs and p.default is not inspect.Parameter.empty and p.default is not v:
+            if not (v is None and p.default is None) and not (v is False and p.default in (False, None)):
+                out[k] = v
+    return out
 
 
 def _build(spec: str, kwargs: dict, device: str) -> Any:
@@ -152,7 +200,9 @@ def _build(spec: str, kwargs: dict, device: str) -> Any:
                 )
             module = _import_module(target, spec)
         obj, what = _pick(module, attr, spec)
-        return _instantiate(obj, what, kwargs, spec, user_file)
+        auto = offline_kwargs(obj, kwargs) if not isinstance(obj, torch.nn.Module) else {}
+        model = _instantiate(obj, what, {**kwargs, **auto}, spec, user_file)
+        return model, auto
 
 
 def load_model(spec: str, kwargs: Optional[dict] = None, device: str = "meta") -> LoadedModel:
@@ -167,13 +217,17 @@ def load_model(spec: str, kwargs: Optional[dict] = None, device: str = "meta") -
         raise ModelLoadError(f"device {device!r}: expected 'meta' or 'cpu'")
     used = device
     try:
-        model = _build(spec, kwargs, device)
+        model, auto = _build(spec, kwargs, device)
     except ModelLoadError as exc:
+        # a network failure is not about the device: retrying on the CPU would only download again
         if device != "meta" or "building the model failed" not in str(exc) and "import failed" not in str(exc):
             raise
-        model = _build(spec, kwargs, "cpu")  # a CPU failure raises the user's own error
+        model, auto = _build(spec, kwargs, "cpu")  # a CPU failure raises the user's own error
         used = "cpu"
         notes.append(f"built on CPU: model could not be built on the meta device ({exc})")
+    if auto:
+        notes.append("built without pretrained weights: " + ", ".join(f"{k}={v}" for k, v in auto.items())
+                     + " (the geometry does not depend on them)")
     if device == "meta" and used == "meta":
         # a module-level model or a cached instance may hold real tensors: describe it on meta anyway
         if any(p.device.type != "meta" for p in model.parameters()):

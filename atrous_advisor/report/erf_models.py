@@ -8,18 +8,14 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 IntPair = tuple[int, int]
 FloatPair = tuple[float, float]
 OptionalFloatPair = tuple[Optional[float], Optional[float]]
 
 
-class Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class AsppSite(Result):
+class AsppSite(ResultModel):
     """The ASPP head the prediction comes from (as detected by ``inspect``)."""
 
     name: str
@@ -28,14 +24,14 @@ class AsppSite(Result):
     feature_map: IntPair
 
 
-class Blobs(Result):
+class Blobs(ResultModel):
     """Local maxima of the central column (``rows``: y positions) and central row (``cols``: x positions)."""
 
     rows: list[float]
     cols: list[float]
 
 
-class Gaussian(Result):
+class Gaussian(ResultModel):
     centre: FloatPair  # (y, x) px
     centre_shift: FloatPair  # fitted centre − centre output pixel, px
     sigma: FloatPair  # (σy, σx) px of the fitted Gaussian
@@ -43,7 +39,7 @@ class Gaussian(Result):
     moment_sigma: FloatPair  # spread of the whole map (second central moments), px
 
 
-class ErfMeasurement(Result):
+class ErfMeasurement(ResultModel):
     """The ERF of one variant of the model (as built, or after rate surgery)."""
 
     name: Literal["current", "suggested"]
@@ -60,7 +56,7 @@ class ErfMeasurement(Result):
     npy: str
 
 
-class ErfReport(Result):
+class ErfReport(ResultModel):
     model: str
     crop: IntPair
     device: str

@@ -57,9 +57,11 @@ def percent_pair(ratios: Sequence[float]) -> str:
     return pair(tuple(round(100 * r) for r in ratios), "%")
 
 
-def px(value: Sequence[Optional[Number]], digits: Optional[int] = 0) -> str:
-    """A per-axis length in pixels: ``64 px``, ``40×80 px``."""
-    return pair(value, " px", digits)
+def px(value: Optional[Sequence[Optional[Number]]], digits: Optional[int] = 0, none: str = "global") -> str:
+    """A per-axis length in pixels, rounded to whole px by default: ``64 px``, ``40×80 px``."""
+    if value is None:
+        return MISSING
+    return pair(value, " px", digits, none)
 
 
 def si(n: Number) -> str:
@@ -68,3 +70,11 @@ def si(n: Number) -> str:
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return str(n)
+
+
+def size(n: Number) -> str:
+    """Bytes in binary units, as nvidia-smi and PyTorch's allocator report them: ``6.1 GiB``, ``812 MiB``."""
+    for unit, scale in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}" if abs(n) < 100 * scale else f"{n / scale:.0f} {unit}"
+    return f"{int(n)} B"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 IntPair = tuple[int, int]
 Number = Union[int, float]
@@ -12,11 +12,7 @@ NumPair = tuple[Number, Number]
 MaybeNumPair = tuple[Optional[Number], Optional[Number]]
 
 
-class Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class LayerField(Result):
+class LayerField(ResultModel):
     """One node of the graph that changes geometry (conv, pooling, interpolation, merge)."""
 
     name: str  # owning module in model.named_modules() ('' for the root)
@@ -31,7 +27,7 @@ class LayerField(Result):
     misaligned: tuple[bool, bool]
 
 
-class AsppHead(Result):
+class AsppHead(ResultModel):
     name: str
     branch_modules: list[str]
     rates: list[IntPair]
@@ -45,14 +41,14 @@ class AsppHead(Result):
     coverage: list[tuple[float, float]]
     padding_fraction: list[float]
     degenerate: list[bool]
-    optimal_base_rate: Optional[tuple[float, float]]  # None when the crop is not larger than the FOV margin
-    suggested_rates: Optional[list[IntPair]]
+    optimal_base_rate: Optional[tuple[float, float]]  # r* per axis; null when the crop is not larger than the FOV margin
+    suggested_rates: Optional[list[IntPair]]  # (r, 2r, …, n·r) per axis, r = r* rounded; null when r* is unknown
     ok: bool
     verdict: str
     fix: Optional[str]
 
 
-class PpmHead(Result):
+class PpmHead(ResultModel):
     name: str
     branch_modules: list[str]
     scales: list[int]
@@ -67,7 +63,7 @@ class PpmHead(Result):
     fix: Optional[str]
 
 
-class FcnHead(Result):
+class FcnHead(ResultModel):
     name: str
     rate: IntPair
     feature_map: IntPair
@@ -79,24 +75,39 @@ class FcnHead(Result):
     verdict: str
 
 
-class ModuleCost(Result):
+class UnassessedHead(ResultModel):
+    """A head found in the graph whose geometry is not known well enough to advise on: listed, with why."""
+
+    name: str
+    kind: Literal["aspp", "ppm", "fcn"]
+    branch_modules: list[str]
+    rates: list[IntPair]
+    scales: list[int]
+    feature_map: IntPair
+    stride: Optional[IntPair]  # None: unknown
+    reason: str
+
+
+class ModuleCost(ResultModel):
     name: str
     params: int
     macs: int
 
 
-class InspectReport(Result):
+class InspectReport(ResultModel):
     model: str
     crop: IntPair
     device: Literal["meta", "cpu"]
     capture: Literal["torch.export", "dispatch"]
-    output_stride: NumPair  # coarsest jump of finite, non-pooled features in the graph
-    output_feature_map: IntPair
-    receptive_field: MaybeNumPair  # largest finite field at the output (global paths excluded)
-    receptive_field_min: MaybeNumPair
-    output_jump: NumPair
-    output_centre: NumPair
-    global_context: bool
+    output: Optional[str]  # which output is described: "out", "logits", "masks_queries_logits", … (None: the only one)
+    unknown: Optional[str]  # why the output's field is unknown; then every field/stride below is None
+    output_stride: Optional[NumPair]  # coarsest jump of finite, non-pooled features on the output's path
+    output_feature_map: Optional[IntPair]
+    receptive_field: Optional[MaybeNumPair]  # largest finite field of the output feature at the origin phase (global paths excluded; other phases can be ~2% larger where upsampled paths merge)
+    receptive_field_min: Optional[MaybeNumPair]  # smallest finite field over paths into the same feature
+    output_jump: Optional[NumPair]
+    output_centre: Optional[NumPair]
+    global_context: Optional[bool]
     gridding: bool
     misaligned: bool
     params: int
@@ -106,10 +117,12 @@ class InspectReport(Result):
     aspp: list[AsppHead]
     ppm: list[PpmHead]
     fcn: list[FcnHead]
+    unassessed: list[UnassessedHead]  # heads found, with the reason no advice is given for them
     layers: list[LayerField]
     border_layer: Optional[str]
     unproductive_layers: list[str]
-    unsupported_ops: dict[str, dict[str, int]]
+    unsupported_ops: dict[str, dict[str, int]]  # op kind → {module → count}: nodes whose field is unknown
+    unsupported_reasons: dict[str, str]  # op kind → why its handler could not follow it (the first time)
     field_map: Optional[str]
     warnings: list[str]
     notes: list[str]

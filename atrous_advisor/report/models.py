@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 IntPair = tuple[int, int]
 FloatPair = tuple[float, float]
 
 
-class Result(BaseModel):
-    # defer_build: a command only pays for building the schemas of the results it actually produces.
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-
-class BranchEvaluation(Result):
+class BranchEvaluation(ResultModel):
     rate: IntPair  # dilation (h, w) of this 3×3 branch
     kernel_extent: IntPair  # span of the dilated kernel, 2d + 1 features per axis
     coverage: FloatPair  # kernel extent / feature map per axis (above 1: wider than the map)
@@ -23,7 +18,7 @@ class BranchEvaluation(Result):
     degenerate: bool  # d ≥ F on both axes: only the centre tap reads data, the branch is a 1×1 conv
 
 
-class RateEvaluation(Result):
+class RateEvaluation(ResultModel):
     name: Literal["default", "suggested", "current"]  # which rate set this is
     rates: list[IntPair]  # dilated branches' rates (h, w)
     fov: IntPair  # field of view 2·d_max·s + margin, px per axis
@@ -33,7 +28,7 @@ class RateEvaluation(Result):
     branches: list[BranchEvaluation]  # one entry per dilated branch
 
 
-class RateReport(Result):
+class RateReport(ResultModel):
     crop: IntPair  # training crop (h, w), px
     output_stride: int  # input px per feature at the head
     feature_map: IntPair  # F = ceil(crop / stride) per axis
@@ -53,7 +48,7 @@ class RateReport(Result):
     snippets: dict[str, str]  # framework name → the line to paste
 
 
-class CellEvaluation(Result):
+class CellEvaluation(ResultModel):
     scale: int  # pooling grid k (k×k bins)
     cell_features: FloatPair  # F / k features per bin, per axis
     cell_pixels: FloatPair  # F·s / k px per bin, per axis
@@ -61,7 +56,7 @@ class CellEvaluation(Result):
     redundant: bool  # k > F: adaptive pooling repeats positions across bins
 
 
-class PPMReport(Result):
+class PPMReport(ResultModel):
     crop: IntPair  # training crop (h, w), px
     output_stride: int  # input px per feature at the head
     feature_map: IntPair  # F = ceil(crop / stride) per axis

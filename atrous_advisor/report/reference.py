@@ -29,6 +29,7 @@ RESULT_MODELS: tuple[tuple[str, str], ...] = (
     ("lint", "atrous_advisor.report.lint_models:LintReport"),
     ("validate", "atrous_advisor.report.validate_models:ValidateReport"),
     ("erf", "atrous_advisor.report.erf_models:ErfReport"),
+    ("plan", "atrous_advisor.report.plan_models:PlanReport"),
 )
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reference"
@@ -121,6 +122,8 @@ def _model_table(model: type[BaseModel]) -> list[str]:
         lines += [" ".join(doc.split()), ""]
     lines += ["| key | type | meaning |", "|---|---|---|"]
     for name, field in model.model_fields.items():
+        if field.exclude:  # kept for the human rendering, not part of the JSON
+            continue
         meaning = comments.get(name, "").replace("|", "\\|")
         lines.append(f"| `{name}` | {_type_name(field.annotation)} | {meaning} |")
     return lines + [""]

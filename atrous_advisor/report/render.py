@@ -12,17 +12,17 @@ from atrous_advisor.report.models import PPMReport, RateReport
 
 
 def _verdict(console: Console, ok: bool, text: str) -> None:
-    console.print(Text(text, style="bold green" if ok else "bold yellow"))
+    # soft_wrap: the terminal folds a long verdict; rich would break it inside a rate list such as (10×21, 20×42)
+    console.print(Text(text, style="bold green" if ok else "bold yellow"), soft_wrap=True)
 
 
 def _snippets(console: Console, snippets: dict[str, str]) -> None:
+    """Each snippet on a line of its own, never wrapped (a wrapped line pastes as two); the framework's name
+    above it is a comment in Python and YAML alike, so the block can be pasted whole."""
     console.print("\n[bold]Paste into your framework[/bold]")
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="dim", no_wrap=True)
-    grid.add_column()
     for framework, snippet in snippets.items():
-        grid.add_row(framework, Text(snippet))
-    console.print(grid)
+        console.print(Text(f"# {framework}", style="dim"), soft_wrap=True)
+        console.print(Text(snippet), soft_wrap=True)
 
 
 def render_rate(report: RateReport, console: Console) -> None:
@@ -59,7 +59,8 @@ def render_rate(report: RateReport, console: Console) -> None:
     if report.single_int_rates is not None:
         console.print(
             f"Non-square crop: per-axis rates {fmt.rates(report.suggested_rates)}; "
-            f"one int per branch: ({', '.join(map(str, report.single_int_rates))})."
+            f"one int per branch: {fmt.rates(report.single_int_rates)}.",
+            soft_wrap=True,
         )
     _verdict(console, report.ok, report.verdict)
     _snippets(console, report.snippets)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict
+from atrous_advisor.report.base import ResultModel
 
 IntPair = tuple[int, int]
 FloatPair = tuple[float, float]
 
 
-class Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RunResult(Result):
+class RunResult(ResultModel):
     """One fine-tuning run: one variant, one seed. Written to ``OUT/runs/<variant>-seed<seed>.json`` when done."""
 
     variant: str
@@ -29,7 +25,7 @@ class RunResult(Result):
     fingerprint: str  # hash of the settings that make runs comparable
 
 
-class HeadVariant(Result):
+class HeadVariant(ResultModel):
     """What one head was set to in a variant."""
 
     head: str
@@ -38,7 +34,7 @@ class HeadVariant(Result):
     scales: Optional[list[int]] = None
 
 
-class VariantResult(Result):
+class VariantResult(ResultModel):
     name: str  # current | suggested | rate-<b> | scales-<k1>-<k2>…
     rates: Optional[list[IntPair]]  # of the first ASPP head (None for PPM variants)
     scales: Optional[list[int]]  # of the first PPM head (None for ASPP variants)
@@ -56,7 +52,7 @@ class VariantResult(Result):
     runs: list[RunResult]
 
 
-class ValidateReport(Result):
+class ValidateReport(ResultModel):
     model: str
     data: str
     layout: Literal["folders", "cityscapes"]

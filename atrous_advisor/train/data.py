@@ -110,8 +110,13 @@ def discover(root: Path, split: str) -> SplitFiles:
     return SplitFiles(layout=layout, split=split, samples=samples)
 
 
-def _unreadable(kind: str, path: Path, exc: OSError) -> DataError:
-    return DataError(f"{kind} {path} cannot be read ({type(exc).__name__}: {exc})")
+# A decompression bomb (PIL refuses images past twice Image.MAX_IMAGE_PIXELS) or an image too big for memory is
+# a bad file in the dataset, named like any unreadable one.
+_UNREADABLE = (OSError, Image.DecompressionBombError, MemoryError)
+
+
+def _unreadable(kind: str, path: Path, exc: BaseException) -> DataError:
+    return DataError(f"{kind} {path} cannot be read ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
 
 
 def read_mask(path: Path) -> np.ndarray:
@@ -120,7 +125,7 @@ def read_mask(path: Path) -> np.ndarray:
             if img.mode not in ("L", "P", "I", "I;16"):
                 raise DataError(f"mask {path} has mode {img.mode}: expected a single-channel PNG of class indices")
             return np.array(img, dtype=np.int64)
-    except OSError as exc:  # not an image, truncated, unreadable (PIL's UnidentifiedImageError is an OSError)
+    except _UNREADABLE as exc:  # not an image, truncated, unreadable (PIL's UnidentifiedImageError is an OSError)
         raise _unreadable("mask", path, exc) from None
 
 
@@ -128,7 +133,7 @@ def read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as img:
             return np.array(img.convert("RGB"))
-    except OSError as exc:
+    except _UNREADABLE as exc:
         raise _unreadable("image", path, exc) from None
 
 
@@ -137,7 +142,7 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             return img.size
-    except OSError as exc:
+    except _UNREADABLE as exc:
         raise _unreadable("image", path, exc) from None
 
 
@@ -175,6 +180,8 @@ def infer_num_classes(splits: Sequence[SplitFiles], ignore_index: int) -> int:
     labels = np.concatenate([scan_labels(s.samples, ignore_index) for s in splits])
     if labels.size == 0:
         raise DataError("every mask pixel is --ignore-index: nothing to train on")
+    if labels.min() < 0:
+        raise DataError(f"masks hold negative label(s) {labels[labels < 0][:5].tolist()}: class indices start at 0")
     return int(labels.max()) + 1
 
 

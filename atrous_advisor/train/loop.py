@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,40 @@ def _atomic_save(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+_CHECKPOINT_KEYS = {"tag", "step", "model", "optimizer", "scheduler", "rng"}
+
+
+def _resume(checkpoint: Path, tag: Optional[dict], model, optimizer, scheduler, device: torch.device,
+            ctx: Distributed) -> int:
+    """Load a checkpoint of this run (same ``tag``) and return its step; 0 for another run's checkpoint.
+
+    A checkpoint that cannot be read (a power loss, a partial copy) is set aside as ``NAME.corrupt`` with one
+    line on stderr, and the run starts again from step 0 instead of failing every resume. It is read whole
+    before anything is applied, so a bad file leaves the fresh model untouched.
+    """
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or not _CHECKPOINT_KEYS <= state.keys():
+            raise ValueError("not a validate checkpoint")
+    except Exception as exc:  # unpickling and zip errors alike: the file is not usable
+        if ctx.is_main:
+            aside = checkpoint.with_name(checkpoint.name + ".corrupt")
+            os.replace(checkpoint, aside)
+            reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+            sys.stderr.write(f"warning: checkpoint {checkpoint} is unreadable ({reason}): set aside as {aside.name}; "
+                             "this run starts again from step 0\n")
+        return 0
+    if state["tag"] != tag:
+        return 0
+    _unwrap(model).load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return int(state["step"])
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
@@ -183,15 +218,7 @@ def train(
 
     start = 0
     if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if state.get("tag") == checkpoint_tag:
-            _unwrap(model).load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            torch.set_rng_state(state["rng"])
-            if device.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], device)
-            start = int(state["step"])
+        start = _resume(checkpoint, checkpoint_tag, model, optimizer, scheduler, device, ctx)
 
     sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed, drop_last=True)
     steps_per_epoch = len(sampler) // settings.batch_size

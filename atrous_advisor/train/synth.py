@@ -17,6 +17,7 @@ describing how it was made.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from atrous_advisor import numbers
+from atrous_advisor.files import check_writable
 from atrous_advisor.errors import InputError
+from atrous_advisor.files import atomic_path, sha256
 
 MANIFEST = "synth.json"
 GENERATOR = "atrous-advisor synth"
@@ -63,6 +67,7 @@ class SynthSpec:
         return (1, self.objects if self.objects is not None else max(2, min(6, self.size // 32)))
 
     def check(self) -> None:
+        numbers.check_int(self.seed, "--seed", numbers.SEED)
         if self.size < 32:
             raise InputError(f"--size {self.size}: must be at least 32 px (objects are size/6, cues size/10)")
         if self.size > MAX_SIZE:
@@ -131,7 +136,7 @@ def _try_place(spec: SynthSpec, rng: np.random.Generator, placed: list[_Placed])
     centre = (centre_axes[0], centre_axes[1])
     cue = (centre[0] + offset[0], centre[1] + offset[1])
     candidate = _Placed(centre, cue, [_box(centre, spec.object_side), _box(cue, spec.cue_side)])
-    if not all(_inside(b, spec.size) for b in candidate.boxes) or _overlaps(*candidate.boxes, gap=0):
+    if not all(_inside(b, spec.size) for b in candidate.boxes) or _overlaps(candidate.boxes[0], candidate.boxes[1], gap=0):
         return None
     gap = spec.cue_side
     for other in placed:
@@ -147,7 +152,7 @@ def render(spec: SynthSpec, rng: np.random.Generator, distances: list[float] | N
     """One (image HWC uint8, mask HW uint8) pair; the object-cue distances placed are appended to ``distances``."""
     size = spec.size
     image = rng.integers(70, 140, size=(size, size, 3), dtype=np.int64)  # textured background
-    mask = np.zeros((size, size), dtype=np.uint8)
+    mask: np.ndarray = np.zeros((size, size), dtype=np.uint8)
     low, high = spec.objects_per_image
     wanted = int(rng.integers(low, high + 1))
     placed: list[_Placed] = []
@@ -172,7 +177,7 @@ def _quantiles(values: list[float]) -> dict:
     """How the distances that were actually placed spread: rejection favours the shorter ones."""
     if not values:
         return {"objects": 0}
-    q = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
+    q: np.ndarray = np.quantile(values, [0.0, 0.25, 0.5, 0.75, 1.0])
     return {"objects": len(values), **{k: round(float(v), 1) for k, v in zip(("min", "q25", "median", "q75", "max"), q)}}
 
 
@@ -180,61 +185,117 @@ def _is_empty(root: Path) -> bool:
     return not root.exists() or (root.is_dir() and not any(root.iterdir()))
 
 
-def _remove_previous(root: Path) -> None:
-    """With --force, remove the files an earlier ``synth`` run listed in its manifest (and only those)."""
+_UNHASHED = "written by an interrupted run"  # a name claimed before the run could hash what it wrote
+
+
+def _claimed(root: Path) -> dict[str, str]:
+    """The files an earlier ``synth`` run wrote under ``root``: relative path → sha256 of what it wrote.
+
+    Only a manifest this tool wrote counts. A run writes its manifest twice: first listing the names it is
+    about to write (so that a run killed half-way can be rerun with --force), then with their hashes.
+    """
     manifest = root / MANIFEST
-    if not manifest.is_file():
-        return
+    if not manifest.exists() and not manifest.is_symlink():
+        return {}
     try:
-        previous = json.loads(manifest.read_text())
-    except (OSError, json.JSONDecodeError):
+        previous = json.loads(manifest.read_text(encoding="utf-8")) if not manifest.is_symlink() else None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        previous = None
+    if not isinstance(previous, dict) or previous.get("generator") != GENERATOR:
+        raise InputError(f"{manifest} was not written by synth: nothing written; choose a new folder")
+    files = previous.get("files")
+    hashes = previous.get("sha256")
+    if not isinstance(files, list):
+        return {}
+    if previous.get("complete") is False:
+        return {f: _UNHASHED for f in files if isinstance(f, str)}
+    if not isinstance(hashes, dict):
+        return {}  # written before synth recorded hashes: nothing it lists can be proved to be its own
+    return {f: h for f, h in hashes.items() if isinstance(f, str) and isinstance(h, str)}
+
+
+def _check_replaceable(root: Path, relative: str, claimed: dict[str, str]) -> None:
+    """Refuse, before anything is written, to replace or remove a file synth cannot prove it wrote."""
+    path = root / relative
+    if not path.exists() and not path.is_symlink():
         return
-    if previous.get("generator") != GENERATOR:
-        return
-    for relative in previous.get("files", []):
-        path = (root / relative).resolve()
-        if root.resolve() in path.parents and path.is_file():
-            path.unlink()
+    why = None
+    if path.is_symlink() or not path.is_file():
+        why = "is not a file synth wrote"
+    elif relative not in claimed:
+        why = "was not written by synth (it is not in its synth.json)"
+    elif claimed[relative] != _UNHASHED and sha256(path.read_bytes()) != claimed[relative]:
+        why = "was changed since synth wrote it"
+    if why:
+        raise InputError(f"{path} {why}: nothing written; move it or choose a new folder")
+
+
+def _write(path: Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _png(array: np.ndarray, mode: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array, mode).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def write_dataset(root: Path, spec: SynthSpec, force: bool = False) -> dict:
     """Write the dataset under ``root`` and return its manifest.
 
-    A non-empty ``root`` is refused unless ``force``; with ``force`` the files of an earlier synth run are
-    replaced and anything else in the folder is left alone.
+    A non-empty ``root`` is refused unless ``force``. With ``force``, the files an earlier synth run wrote
+    (listed in its ``synth.json`` with their hashes, still with that content) are replaced or removed; any
+    other file in the way is refused (``InputError``) before anything is written; everything else is kept.
     """
     spec.check()
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise InputError(f"{root} exists and is not a folder")
+    counts = {"train": spec.train, "val": spec.val}
+    digits = max(4, len(str(max(counts.values()) - 1)))
+    names = [
+        (split_id, split, f"{index:0{digits}d}")
+        for split_id, split in enumerate(SPLITS) for index in range(counts[split])
+    ]
+    files = [f"{split}/{kind}/{stem}.png" for _, split, stem in names for kind in ("images", "masks")]
+    previous: dict[str, str] = {}
     if not _is_empty(root):
         if not force:
             raise InputError(f"{root} exists and is not empty: choose a new folder or pass --force to write into it")
-        _remove_previous(root)
-    files: list[str] = []
-    counts = {"train": spec.train, "val": spec.val}
-    digits = max(4, len(str(max(counts.values()) - 1)))
-    placed: list[float] = []  # object-cue distances as drawn, after rejection of what did not fit
-    for split_id, split in enumerate(SPLITS):
-        images_dir, masks_dir = root / split / "images", root / split / "masks"
-        images_dir.mkdir(parents=True, exist_ok=True)
-        masks_dir.mkdir(parents=True, exist_ok=True)
-        rng = np.random.default_rng([spec.seed, split_id])  # splits are independent streams of one seed
-        for index in range(counts[split]):
-            image, mask = render(spec, rng, placed)
-            stem = f"{index:0{digits}d}"
-            Image.fromarray(image, "RGB").save(images_dir / f"{stem}.png")
-            Image.fromarray(mask, "L").save(masks_dir / f"{stem}.png")
-            files += [f"{split}/images/{stem}.png", f"{split}/masks/{stem}.png"]
+        previous = _claimed(root)
+        for relative in sorted(set(files) | set(previous)):
+            _check_replaceable(root, relative, previous)
+    for relative in sorted(set(previous) - set(files)):  # an earlier run's extra files go
+        (root / relative).unlink(missing_ok=True)
+    check_writable(root, "DATA")
+    try:
+        return _write_files(root, spec, names, files)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        raise InputError(f"DATA {root}: cannot write: {exc.strerror or exc}") from None
+
+
+def _write_files(root: Path, spec: SynthSpec, names: list[tuple[int, str, str]], files: list[str]) -> dict:
     manifest = {
         "generator": GENERATOR,
         **asdict(spec),
         "object_side": spec.object_side,
         "cue_side": spec.cue_side,
         "cue_distance": list(spec.cue_distance),
-        "cue_distance_placed": _quantiles(placed),
         "palette": [list(c) for c in PALETTE[: spec.classes - 1]],
         "files": files,
     }
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _write(root / MANIFEST, (json.dumps({**manifest, "complete": False}, indent=2) + "\n").encode())
+    hashes: dict[str, str] = {}
+    placed: list[float] = []  # object-cue distances as drawn, after rejection of what did not fit
+    rngs = {split: np.random.default_rng([spec.seed, split_id]) for split_id, split in enumerate(SPLITS)}
+    for _, split, stem in names:  # splits are independent streams of one seed
+        image, mask = render(spec, rngs[split], placed)
+        for kind, data in (("images", _png(image, "RGB")), ("masks", _png(mask, "L"))):
+            relative = f"{split}/{kind}/{stem}.png"
+            _write(root / relative, data)
+            hashes[relative] = sha256(data)
+    manifest["cue_distance_placed"] = _quantiles(placed)
+    manifest["sha256"] = hashes
+    _write(root / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return manifest

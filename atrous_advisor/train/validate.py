@@ -15,22 +15,28 @@ import gc
 import hashlib
 import io
 import json
+import math
 import platform
 import statistics
+import sys
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Callable, Literal, Optional, Protocol, Sequence, cast
 
 import torch
 
-from atrous_advisor.files import atomic_path
+from atrous_advisor import numbers
+from atrous_advisor.files import FolderLockedError, atomic_path, check_writable, folder_lock, remove_stale_temp_files
 from atrous_advisor.errors import AdvisorError, DataError, InputError, ModelLoadError
-from atrous_advisor.geometry import DEFAULT_BRANCHES, suggest_scales, suggested_rates
+from atrous_advisor.geometry import DEFAULT_BRANCHES, effective_base_rate, suggest_scales, suggested_rates
 from atrous_advisor.report.validate_models import HeadVariant, RunResult, ValidateReport, VariantResult
 from atrous_advisor.train import loop
 from atrous_advisor.usercode import user_code
 from atrous_advisor.train.data import SegmentationDataset, check_labels, discover, infer_num_classes
-from atrous_advisor.train.surgery import apply_rates, apply_scales
+from atrous_advisor.graph.surgery import apply_rates, apply_scales
+from atrous_advisor.graph.weights import check_fit, load_weights, read_weights
+from atrous_advisor.report import format as fmt
+from atrous_advisor.runtime import resolve_device, set_cpu_threads
 
 IntPair = tuple[int, int]
 
@@ -50,24 +56,21 @@ class Variant:
 
 
 def parse_sweep(text: str) -> list[int]:
-    """``8:16`` (inclusive), ``8:16:2`` (with a step) or ``6,9,12``: base rates to try."""
+    """``8:16`` (inclusive), ``8:16:2`` (with a step) or ``6,9,12``: base rates to try (at most MAX_LIST)."""
     raw = text.strip()
-    try:
-        if ":" in raw:
-            parts = [int(p) for p in raw.split(":")]
-            if len(parts) not in (2, 3):
-                raise ValueError
-            start, stop, step = parts[0], parts[1], parts[2] if len(parts) == 3 else 1
-            if step < 1 or stop < start:
-                raise ValueError
-            values = list(range(start, stop + 1, step))
-        else:
-            values = [int(p) for p in raw.replace(" ", "").split(",") if p]
-    except ValueError:
-        raise InputError(f"--sweep {text!r}: expected START:STOP[:STEP] such as 8:16, or a list such as 6,9,12") from None
-    if not values or min(values) < 1:
-        raise InputError(f"--sweep {text!r}: base rates must be positive integers")
-    return values
+    if ":" not in raw:
+        return list(numbers.parse_int_list(raw, "--sweep", numbers.RATE))
+    parts = raw.split(":")
+    if len(parts) not in (2, 3):
+        raise InputError(f"--sweep {numbers.shown(text)}: expected START:STOP[:STEP] such as 8:16, or a list such as 6,9,12")
+    start, stop = (numbers.parse_int(p, "--sweep", numbers.RATE) for p in parts[:2])
+    step = numbers.parse_int(parts[2], "--sweep step", numbers.RATE) if len(parts) == 3 else 1
+    if stop < start:
+        raise InputError(f"--sweep {numbers.shown(text)}: STOP is below START")
+    count = (stop - start) // step + 1
+    if count > numbers.MAX_LIST:
+        raise InputError(f"--sweep {numbers.shown(text)}: {count} rates; at most {numbers.MAX_LIST} are accepted")
+    return list(range(start, stop + 1, step))
 
 
 def _stride(head) -> IntPair:
@@ -77,7 +80,7 @@ def _stride(head) -> IntPair:
 def _capped_scales(scales: Sequence[int], crop: IntPair, fmap: IntPair) -> list[int]:
     """``suggest_scales`` keeps a set of distinct scales; the weights fix the number of branches, so each
     branch keeps its scale capped at the largest suggested one (duplicates allowed)."""
-    cap = max(suggest_scales(scales, crop, fmap=tuple(fmap)))
+    cap = max(suggest_scales(scales, crop, fmap=(fmap[0], fmap[1])))
     return [min(int(s), cap) for s in scales]
 
 
@@ -136,56 +139,11 @@ def apply_variant(model: torch.nn.Module, heads: Sequence, variant: Variant) -> 
     for setting in variant.heads:
         head = by_name[setting.head]
         if setting.kind == "aspp":
+            assert setting.rates is not None  # an ASPP setting carries rates, a PPM one scales
             apply_rates(model, head, setting.rates)
         else:
+            assert setting.scales is not None
             apply_scales(model, head, setting.scales)
-
-
-# ---------------------------------------------------------------------------------------------- weights
-
-
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from ``path``: a bare state dict, or a checkpoint holding one under ``state_dict``/``model``.
-
-    Loaded with ``weights_only=True`` (no arbitrary code runs); a DDP ``module.`` prefix is removed.
-    """
-    if not path.is_file():
-        raise ModelLoadError(f"--weights {path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - unpickling errors come in many types
-        raise ModelLoadError(
-            f"--weights {path}: cannot be read as tensors only ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-            "save it with torch.save(model.state_dict(), path)"
-        ) from exc
-    for key in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-            break
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ModelLoadError(f"--weights {path}: expected a state dict or a checkpoint with a 'state_dict' or 'model' key")
-    if all(k.startswith("module.") for k in obj):
-        obj = {k[len("module."):]: v for k, v in obj.items()}
-    return obj
-
-
-def check_fit(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    """Every key present with its shape, none extra (works on a meta-device model: only shapes are read)."""
-    own = model.state_dict()
-    wrong_shape = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("with another shape", wrong_shape)):
-        if keys:
-            problems.append(f"{len(keys)} {label} (e.g. {keys[0]})")
-    if problems:
-        raise ModelLoadError(f"--weights {path} does not fit the model: " + "; ".join(problems))
-
-
-def load_weights(model: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> None:
-    check_fit(model, state, path)
-    model.load_state_dict(state)
 
 
 # ---------------------------------------------------------------------------------------------- request
@@ -216,12 +174,21 @@ class ValidateRequest:
     scale_range: tuple[float, float] = (0.5, 2.0)
     num_workers: Optional[int] = None  # None: 4 on CUDA, 0 on CPU
     checkpoint_every: int = 200
+    threads: Optional[int] = None  # None: runtime.default_cpu_threads on CPU, torch's default on CUDA
+    wait: bool = False  # another run holds --out: wait for it instead of stopping
 
     def check(self) -> None:
-        for name in ("steps", "batch_size", "repeats"):
-            if getattr(self, name) < 1:
-                raise InputError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least 1")
-        if self.lr is not None and not self.lr > 0:
+        caps = {"steps": numbers.COUNT, "batch_size": numbers.BATCH, "repeats": numbers.REPEATS, "seed": numbers.SEED,
+                "ignore_index": numbers.LABEL, "checkpoint_every": numbers.CHECKPOINT_EVERY,
+                "num_workers": numbers.WORKERS, "num_classes": numbers.CLASSES}
+        for name, cap in caps.items():
+            if getattr(self, name) is not None:
+                numbers.check_int(getattr(self, name), "--" + name.replace("_", "-").replace("num-workers", "workers"), cap)
+        if self.seed + self.repeats - 1 > numbers.SEED.high:
+            raise InputError(f"--seed {self.seed} with --repeats {self.repeats}: the seeds run past {numbers.SEED.high}")
+        for side in self.crop:
+            numbers.check_int(side, "--crop", numbers.CROP)
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr > 0):
             raise InputError(f"--lr {self.lr}: must be positive")
         if self.optimizer not in ("sgd", "adamw"):
             raise InputError(f"--optimizer {self.optimizer!r}: expected sgd or adamw")
@@ -230,33 +197,12 @@ class ValidateRequest:
         if self.eval_mode not in ("whole", "slide"):
             raise InputError(f"--eval {self.eval_mode!r}: expected whole or slide")
         low, high = self.scale_range
-        if not 0 < low <= high:
-            raise InputError(f"--scale-range {low},{high}: expected 0 < low <= high")
+        if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high <= 100):
+            raise InputError(f"--scale-range {low},{high}: expected 0 < low <= high <= 100")
         if self.checkpoint_every < 0:
             raise InputError(f"--checkpoint-every {self.checkpoint_every}: must be 0 (none) or a number of steps")
         if self.num_classes is not None and self.num_classes < 1:
             raise InputError(f"--num-classes {self.num_classes}: must be at least 1")
-
-
-def select_device(requested: str, ctx: loop.Distributed) -> torch.device:
-    """``auto``: CUDA when available, else CPU. Under torchrun each process takes GPU ``LOCAL_RANK``."""
-    name = requested.strip().lower()
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {requested}: CUDA is not available on this machine (torch {torch.__version__})")
-        index = ctx.local_rank if ctx.enabled else (device.index or 0)
-        if index >= torch.cuda.device_count():
-            raise InputError(f"--device {requested}: only {torch.cuda.device_count()} GPU(s) visible")
-        return torch.device("cuda", index)
-    if device.type != "cpu":
-        raise InputError(f"--device {requested!r}: expected auto, cpu, cuda or cuda:N")
-    return device
 
 
 def device_name(device: torch.device) -> str:
@@ -342,22 +288,24 @@ def plot_png(report: ValidateReport) -> bytes:
     done = [v for v in report.variants if v.miou is not None]
     fig = Figure(figsize=(6, 4), dpi=120)
     ax = fig.add_subplot()
-    if done and all(v.base_rate is not None for v in done):
-        ordered = sorted(done, key=lambda v: v.base_rate[0])
-        xs = [v.base_rate[0] for v in ordered]
+    rated = [(v.base_rate, v) for v in done if v.base_rate is not None]
+    if done and len(rated) == len(done):
+        rated.sort(key=lambda pair: pair[0][0])
+        ordered = [v for _, v in rated]
+        xs = [base[0] for base, _ in rated]
         ax.errorbar(xs, [v.miou for v in ordered], yerr=[v.miou_std or 0.0 for v in ordered], marker="o", capsize=3)
         for x, v in zip(xs, ordered):
             label = "/".join((v.name, *v.also)) if v.name in ("current", "suggested") or any(a in ("current", "suggested") for a in v.also) else None
             if label:
                 ax.annotate(label, (x, v.miou), textcoords="offset points", xytext=(4, 6), fontsize=8)
-        ax.set_xlabel("base rate r (branches r, 2r, 3r, …)" + ("" if all(v.base_rate[0] == v.base_rate[1] for v in done) else ", height axis"))
+        ax.set_xlabel("base rate r (branches r, 2r, 3r, …)" + ("" if all(base[0] == base[1] for base, _ in rated) else ", height axis"))
     else:
         names = ["/".join((v.name, *v.also)) + (f"\n{','.join(map(str, v.scales))}" if v.scales else "") for v in done]
         ax.bar(range(len(done)), [v.miou for v in done], yerr=[v.miou_std or 0.0 for v in done], capsize=3)
         ax.set_xticks(range(len(done)), names, fontsize=8)
         ax.set_xlabel("variant (pooling scales)")
     ax.set_ylabel("val mIoU")
-    ax.set_title(f"{Path(report.model).name} at crop {report.crop[0]}x{report.crop[1]}, {report.settings.get('steps')} steps", fontsize=9)
+    ax.set_title(f"{Path(report.model).name} at crop {fmt.crop(report.crop)}, {report.settings.get('steps')} steps", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     buffer = io.BytesIO()
@@ -384,11 +332,14 @@ def _read_run(path: Path) -> Optional[RunResult]:
         return None  # a torn or foreign file: the run is simply redone
 
 
+LOCK = ".validate.lock"  # in --out: held by the run writing there, with its PID
+
+
 def check_out(out: Path) -> None:
     """``--out`` must be new, empty, or a folder an earlier ``validate`` wrote: nobody else's files are replaced."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not out.is_dir() or not any(p.name != LOCK for p in out.iterdir()):
         return
     ours = (
         any(_read_run(p) is not None for p in out.glob("runs/*.json"))
@@ -405,9 +356,8 @@ def _variant_result(variant: Variant, runs: list[RunResult], request: ValidateRe
     first_aspp = next((h for h in variant.heads if h.kind == "aspp"), None)
     first_ppm = next((h for h in variant.heads if h.kind == "ppm"), None)
     base = None
-    if first_aspp is not None:
-        n = len(first_aspp.rates)
-        base = (max(r[0] for r in first_aspp.rates) / n, max(r[1] for r in first_aspp.rates) / n)
+    if first_aspp is not None and first_aspp.rates:
+        base = effective_base_rate(first_aspp.rates)
     mious = [r.miou for r in runs]
     per_class: list[Optional[float]] = []
     if runs:
@@ -443,7 +393,8 @@ class _Job:
         request.check()
         self.request, self.reporter = request, reporter
         self.ctx = loop.distributed_from_env()
-        self.device = select_device(request.device, self.ctx)
+        self.device = resolve_device(request.device, self.ctx.local_rank if self.ctx.enabled else None)
+        set_cpu_threads(request.threads, self.device.type, self.ctx.world_size if self.ctx.enabled else 1)
         loop.init_distributed(self.ctx, self.device)
         self.notes: list[str] = []
 
@@ -475,8 +426,9 @@ class _Job:
                 f"pass --kwargs '{{\"num_classes\": {self.num_classes}}}' (or your model's own argument)"
             )
         self._load_model = load_model
-        self.weights = read_weights(request.weights) if request.weights else None
-        if self.weights is not None:  # refused now, not after the first run has started
+        self.weights = None
+        if request.weights is not None:  # refused now, not after the first run has started
+            self.weights = read_weights(request.weights)
             check_fit(described.model, self.weights, request.weights)
         if len(self.train_files.samples) // self.ctx.world_size < request.batch_size:
             raise DataError(
@@ -489,9 +441,10 @@ class _Job:
         self.settings = loop.TrainSettings(
             steps=request.steps, batch_size=request.batch_size,
             lr=request.lr if request.lr is not None else (0.01 if request.optimizer == "sgd" else 1e-4),
-            optimizer=request.optimizer, precision=precision,
+            # the strings were checked by ValidateRequest.check against exactly these literals
+            optimizer=cast(Literal["sgd", "adamw"], request.optimizer), precision=cast(loop.Precision, precision),
             channels_last=cuda if request.channels_last is None else request.channels_last,
-            eval_mode=request.eval_mode, crop=request.crop, num_classes=self.num_classes,
+            eval_mode=cast(Literal["whole", "slide"], request.eval_mode), crop=request.crop, num_classes=self.num_classes,
             ignore_index=request.ignore_index,
             num_workers=request.num_workers if request.num_workers is not None else (4 if cuda else 0),
             checkpoint_every=request.checkpoint_every,
@@ -529,12 +482,12 @@ class _Job:
     def build(self, variant: Variant, seed: int) -> torch.nn.Module:
         loop.seed_everything(seed)  # same seed → same initialisation under every variant
         model = self._load_model(self.request.model, self.request.kwargs, device="cpu").model
-        if self.weights is not None:
+        if self.weights is not None and self.request.weights is not None:
             load_weights(model, self.weights, self.request.weights)
         apply_variant(model, self.heads, variant)
         return model.to(self.device)
 
-    def run(self, variant: Variant, seed: int, checkpoint: Path, on_step: Callable[[int, float], None]) -> RunResult:
+    def run(self, variant: Variant, seed: int, checkpoint: Path, on_step: Optional[Callable[[int, float], None]]) -> RunResult:
         run_id = _run_id(variant, seed)
         fingerprint = _fingerprint(self.common, variant)
         model = self.build(variant, seed)
@@ -586,12 +539,12 @@ class _Job:
         done = "finished variants are kept; " if any(self.request.out.glob("runs/*.json")) else ""
         if fits is None:
             raise AdvisorError(
-                f"out of memory on {where} training {variant.name} at crop {self.request.crop[0]}x{self.request.crop[1]}, "
+                f"out of memory on {where} training {variant.name} at crop {fmt.crop(self.request.crop)}, "
                 "even at --batch-size 1: use a smaller --crop or a smaller model"
             )
         raise AdvisorError(
             f"out of memory on {where} training {variant.name} at --batch-size {self.settings.batch_size} and crop "
-            f"{self.request.crop[0]}x{self.request.crop[1]}: --batch-size {fits} fits; {done}rerun with --batch-size {fits} "
+            f"{fmt.crop(self.request.crop)}: --batch-size {fits} fits; {done}rerun with --batch-size {fits} "
             "and a new --out (runs at another batch size are not comparable)"
         )
 
@@ -610,7 +563,7 @@ def largest_fitting_batch(try_batch: Callable[[int], None], failed: int) -> Opti
 
 def _best(variants: Sequence[VariantResult]) -> Optional[str]:
     """The variant with the highest mean mIoU; None when that top score is shared (nothing to choose)."""
-    ranked = sorted(variants, key=lambda v: v.miou, reverse=True)
+    ranked = sorted(variants, key=lambda v: float("-inf") if v.miou is None else v.miou, reverse=True)
     if not ranked or (len(ranked) > 1 and ranked[0].miou == ranked[1].miou):
         return None
     return ranked[0].name
@@ -624,7 +577,7 @@ def build_report(job: _Job, finished: dict[str, RunResult]) -> ValidateReport:
     ]
     complete = [v for v in variants if v.complete and v.miou is not None]
     return ValidateReport(
-        model=request.model, data=str(request.data), layout=job.train_files.layout, crop=request.crop,
+        model=request.model, data=str(request.data), layout=cast(Literal["folders", "cityscapes"], job.train_files.layout), crop=request.crop,
         num_classes=job.num_classes, device=job.device.type, device_name=device_name(job.device),
         world_size=job.ctx.world_size, settings=job.public_settings(), variants=variants,
         best=_best(complete),
@@ -639,15 +592,50 @@ def write_outputs(report: ValidateReport, out: Path) -> None:
         atomic_write_bytes(out / "miou_vs_rate.png", plot_png(report))
 
 
+def _step_reporter(reporter: Reporter, run_id: str) -> Callable[[int, float], None]:
+    def on_step(step: int, loss: float) -> None:
+        reporter.step(run_id, step, loss)
+
+    return on_step
+
+
 @user_code()  # the model runs in here: it prints to stderr and cannot end the process
 def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None) -> ValidateReport:
     """Train and evaluate every (variant, seed) not already finished in ``request.out``; return the report.
 
-    Only rank 0 writes; every rank returns the same report.
+    Only rank 0 writes, holding an exclusive lock on ``request.out`` (a second run into the same folder is
+    refused naming the first one's PID, or waits with ``wait``); every rank returns the same report.
     """
     reporter = reporter or SilentReporter()
-    check_out(Path(request.out))
-    job = _Job(request, reporter)
+    out = Path(request.out)
+    check_out(out)
+    job = _Job(request, reporter)  # every input is checked before --out is created or locked
+    if not job.ctx.is_main:
+        return _run_validation(job, request, reporter)
+
+    def waiting(pid: str) -> None:
+        sys.stderr.write(f"waiting for validate process {pid or '(unknown)'} to finish writing {out}\n")
+
+    try:
+        with folder_lock(out, LOCK, wait=request.wait, on_wait=waiting):
+            check_out(out)  # again, now that no other run can be writing there
+            check_writable(out, "--out")  # before an hour of training, not after
+            return _run_validation(job, request, reporter)
+    except FolderLockedError as exc:
+        raise InputError(
+            f"--out {out}: validate process {exc.pid or '(unknown)'} is writing there; wait for it (--wait) or "
+            "choose another --out"
+        ) from None
+
+
+def _clean_out(out: Path, finished: dict[str, RunResult]) -> None:
+    """Leftovers of killed runs: temp files of interrupted writes, checkpoints of runs that did finish."""
+    remove_stale_temp_files(out, recursive=True)
+    for run_id in finished:
+        (out / "checkpoints" / f"{run_id}.pt").unlink(missing_ok=True)
+
+
+def _run_validation(job: _Job, request: ValidateRequest, reporter: Reporter) -> ValidateReport:
     ctx, out = job.ctx, Path(request.out)
     runs_dir, checkpoints = out / "runs", out / "checkpoints"
 
@@ -664,6 +652,8 @@ def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None
             )
         finished[_run_id(variant, seed)] = record
     finished = ctx.broadcast(finished)  # rank 0's view of the disk decides for everyone
+    if ctx.is_main:
+        _clean_out(out, finished)
 
     if ctx.is_main:
         reporter.plan([_run_id(v, s) for v, s in plan], request.steps)
@@ -676,7 +666,7 @@ def run_validation(request: ValidateRequest, reporter: Optional[Reporter] = None
         if ctx.is_main:
             reporter.start(run_id)
         checkpoint = checkpoints / f"{run_id}.pt"
-        result = job.run(variant, seed, checkpoint, on_step=(lambda step, loss, r=run_id: reporter.step(r, step, loss)) if ctx.is_main else None)
+        result = job.run(variant, seed, checkpoint, on_step=_step_reporter(reporter, run_id) if ctx.is_main else None)
         finished[run_id] = result
         if ctx.is_main:
             atomic_write_text(runs_dir / f"{run_id}.json", result.model_dump_json(indent=2) + "\n")

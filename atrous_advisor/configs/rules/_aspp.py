@@ -50,7 +50,7 @@ class AsppContext:
 
 def aspp_context(facts: ConfigFacts, settings: Settings) -> Optional[AsppContext]:
     aspp = facts.aspp
-    if aspp is None or facts.crop is None:
+    if aspp is None or facts.crop is None or aspp.stride is None:
         return None
     assessment = assess_aspp(aspp.rates, facts.crop, aspp.stride, margin=settings.margin, tolerance=settings.tolerance)
     if assessment.suggested_rates is None:

@@ -40,15 +40,16 @@ class PpmCellBelowMinCell(Rule):
         if found is None:
             return
         analysis, fix = found
+        assert facts.ppm is not None  # ppm_analysis found a PPM
         # Scale 1 pools the whole crop: no other setting makes its cell larger, so it is never reported.
         small = [c for c in analysis.cells if c.below_min_cell and c.scale != 1]
         if not small:
             return
         cells = ", ".join(f"scale {c.scale}: {min(c.cell_pixels):.0f} px" for c in small)
         default = " (the head's class default)" if facts.ppm.is_default else ""
-        hint = f"; use pool_scales={analysis.suggested_scales}" if analysis.suggested_scales != facts.ppm.scales else ""
+        hint = f"; use {facts.ppm.key}={analysis.suggested_scales}" if analysis.suggested_scales != facts.ppm.scales else ""
         yield self.diagnostic(
-            f"{facts.ppm.head} pool_scales {facts.ppm.scales}{default} {where(analysis)}: cells below "
+            f"{facts.ppm.head} {facts.ppm.key} {facts.ppm.scales}{default} {where(analysis)}: cells below "
             f"min-cell {analysis.min_cell} px ({cells}){hint}",
             facts.ppm.loc,
             fix if hint else None,

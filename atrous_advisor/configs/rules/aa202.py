@@ -4,8 +4,9 @@ from typing import Iterator
 
 from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.rules._ppm import ppm_analysis, where
-from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_crop
+from atrous_advisor.configs.rules.base import Diagnostic, Rule
 from atrous_advisor.configs.settings import Settings
+from atrous_advisor.report import format as fmt
 
 
 class PpmScaleAboveFeatureMap(Rule):
@@ -37,11 +38,12 @@ class PpmScaleAboveFeatureMap(Rule):
         if found is None:
             return
         analysis, fix = found
+        assert facts.ppm is not None  # ppm_analysis found a PPM
         big = [c.scale for c in analysis.cells if c.redundant]
         if big:
             yield self.diagnostic(
-                f"{facts.ppm.head} pool scale(s) {tuple(big)} exceed the {fmt_crop(analysis.feature_map)}-position "
-                f"feature map {where(analysis)}: bins repeat features; use pool_scales={analysis.suggested_scales}",
+                f"{facts.ppm.head} pool scale(s) {fmt.ints(big)} exceed the {fmt.crop(analysis.feature_map)}-position "
+                f"feature map {where(analysis)}: bins repeat features; use {facts.ppm.key}={analysis.suggested_scales}",
                 facts.ppm.loc,
                 fix,
             )

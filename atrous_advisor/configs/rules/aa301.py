@@ -6,6 +6,7 @@ from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.rules.base import Diagnostic, Rule
 from atrous_advisor.configs.settings import Settings
 from atrous_advisor.configs.values import canonical
+from atrous_advisor.report import format as fmt
 
 
 class BelievedCropDiffers(Rule):
@@ -56,7 +57,7 @@ class BelievedCropDiffers(Rule):
             else:
                 why = "; rename the file or change the crop"
             yield self.diagnostic(
-                f"{what}, but training crops {facts.crop[0]}x{facts.crop[1]}: RandomCrop.crop_size is set at "
+                f"{what}, but training crops {fmt.crop(facts.crop)}: RandomCrop.crop_size is set at "
                 f"{facts.crop_loc.path.name}:{facts.crop_loc.line}{why}",
                 believed.loc,
             )

@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Iterator
 
 from atrous_advisor.configs.facts import ConfigFacts
-from atrous_advisor.configs.rules.base import Diagnostic, Rule, fmt_crop
+from atrous_advisor.configs.rules.base import Diagnostic, Rule
 from atrous_advisor.configs.settings import Settings
+from atrous_advisor.report import format as fmt
 
 
 class CropNotDivisible(Rule):
@@ -44,7 +45,7 @@ class CropNotDivisible(Rule):
         nearest = tuple(-(-side // d) * d for side in facts.crop)
         loc = facts.crop_loc or facts.anchor
         yield self.diagnostic(
-            f"crop {fmt_crop(facts.crop)} is not divisible by {d}: {rule.why}; use {fmt_crop(nearest)}",
+            f"crop {fmt.crop(facts.crop)} is not divisible by {d}: {rule.why}; use {fmt.crop(nearest)}",
             loc,
         )
 

@@ -51,26 +51,6 @@ class Rule:
         return Diagnostic(self.code, message, loc, fix)
 
 
-def fmt_crop(crop) -> str:
-    h, w = crop
-    return f"{h}" if h == w else f"{h}x{w}"
-
-
-def fmt_rate(rate) -> str:
-    if isinstance(rate, tuple):
-        return f"{rate[0]}" if rate[0] == rate[1] else f"({rate[0]}, {rate[1]})"
-    return str(rate)
-
-
-def fmt_rates(rates) -> str:
-    return "(" + ", ".join(fmt_rate(r) for r in rates) + ")"
-
-
-def fmt_float_pair(values) -> str:
-    h, w = values
-    return f"{h:.1f}" if abs(h - w) < 0.05 else f"{h:.1f}×{w:.1f}"
-
-
 def fix_for_target(title: str, target: Optional[Target], value: Any, applicability: Applicability) -> Optional[FixIntent]:
     if target is None or not target.editable:
         return None
