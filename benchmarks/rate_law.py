@@ -459,6 +459,7 @@ def main() -> None:
     parser.add_argument("--rerun", type=int, metavar="INDEX", help="re-run the recorded command of runs[INDEX]")
     parser.add_argument("--rerun-out", type=Path, help="a new folder for the rerun (default: a fresh one under benchmarks/out)")
     parser.add_argument("--ppm", action="store_true", help="the PPM comparison instead: (1, 2, 3, 6) vs suggested at two crops")
+    parser.add_argument("--steps", type=int, help=f"another schedule (default {PLAN.steps}); its runs, JSON and figure are kept apart")
     parser.add_argument("--only-crops", help="with --ppm: run only these crops of its plan (e.g. 80), to fill a free slot")
     args = parser.parse_args()
     if args.ppm:
@@ -488,11 +489,16 @@ def main() -> None:
     if args.plot_only:
         plot(json.loads((ROOT / RESULTS).read_text()), ROOT / FIGURE)
         return
+    plan, figure = PLAN, FIGURE
+    if args.steps is not None and args.steps != PLAN.steps:  # the same experiment on a longer schedule, kept apart
+        plan = replace(PLAN, steps=args.steps, work=WORK / f"steps{args.steps}",
+                       results=RESULTS.with_name(f"rate_law_steps{args.steps}.json"))
+        figure = FIGURE.with_name(f"rate_law_steps{args.steps}.png")
     if not args.report_only:
-        make_data(PLAN)
-        run_all(PLAN, args.jobs)
-    document = write_results(PLAN)
-    plot(document, ROOT / FIGURE)
+        make_data(plan)
+        run_all(plan, args.jobs)
+    document = write_results(plan)
+    plot(document, ROOT / figure)
     print(markdown(document))
     print(json.dumps({k: v for k, v in document["verdict"].items() if k != "per_crop"}, indent=2))
 
