@@ -110,7 +110,7 @@ def run(scale: float, sandbox: Path) -> None:
             "validate": [str(TINY_MODEL), "--data", str(data_dir), "--crop", "64", "--steps", "1", "--batch-size", "1",
                          "--out", str(out / "v"), "--kwargs", '{"num_classes": 3}'],
             "synth": [str(out / "d"), "--size", "32", "--train", "1", "--val", "1"],
-            "plan": [str(TINY_MODEL), "--memory", "1GiB", "--batch", "1", "--crops", "64"],
+            "plan": [str(TINY_MODEL), "--memory", "8GiB", "--batch", "1", "--crops", "64"],
         }[command]
         json_mode = as_json and command != "synth"
         args = [command, *base, option, value] + (["--json"] if json_mode else [])

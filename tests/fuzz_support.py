@@ -68,6 +68,9 @@ def option_text(option: str) -> st.SearchStrategy[str]:
 
 
 def _small_if_valid(text: str, low: int, high: int) -> str:
+    pair = re.fullmatch(r"\s*(\d{1,30})\s*[x×X,]\s*(\d{1,30})\s*", text, re.ASCII)
+    if pair and max(int(pair[1]), int(pair[2])) > high:
+        return f"{high}x{high}"  # a valid large crop pair: the run would only be longer
     stripped = text.strip()
     if stripped.isascii() and stripped.lstrip("+").isdigit() and len(stripped) < 30 and int(stripped) > high:
         return str(high)  # a valid large value: the run would only be longer

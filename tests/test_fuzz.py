@@ -236,7 +236,7 @@ def test_model_commands_refuse_bad_values(app, runner, sandbox, tiny_data, data,
         "validate": [str(TINY_MODEL), "--data", str(tiny_data), "--crop", "64", "--steps", "1", "--batch-size", "1",
                      "--out", str(out / "v"), "--kwargs", '{"num_classes": 3}'],
         "synth": [str(out / "data"), "--size", "32", "--train", "1", "--val", "1"],
-        "plan": [str(TINY_MODEL), "--memory", "1GiB", "--batch", "1", "--crops", "64"],
+        "plan": [str(TINY_MODEL), "--memory", "8GiB", "--batch", "1", "--crops", "64"],
     }[command]
     args = [command, *defaults, option, value] + (["--json"] if as_json and command != "synth" else [])
     allowed = [out] + ([Path(value)] if option in ("--out", "--field-map") else [])
