@@ -175,6 +175,18 @@ def test_cli_human_output_and_layers(run_cli):
     assert "ASPP aspp + image pooling" in result.stdout
     assert "per-layer fields" in result.stdout and "stem.0.0" in result.stdout
     assert "captured with dispatch" in result.stdout
+    # the header is one line whatever the length of the model's path (a CI checkout's path may be long)
+    header = result.stdout.splitlines()[0]
+    assert header.startswith(str(EXAMPLES / "tiny_aspp.py")) and header.endswith("captured with dispatch)")
+
+
+def test_the_header_is_not_wrapped_for_a_long_model_path(run_cli, tmp_path):
+    deep = tmp_path / ("a-rather-long-folder-name-" * 4)
+    deep.mkdir()
+    (deep / "tiny_aspp.py").write_text((EXAMPLES / "tiny_aspp.py").read_text())
+    result = run_cli("inspect", str(deep / "tiny_aspp.py"), "--crop", "64")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0].endswith("captured with dispatch)")
 
 
 def _one_line_error(result) -> str:

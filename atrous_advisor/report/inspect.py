@@ -15,8 +15,9 @@ def _fmt(value, unit: str = "") -> str:
 
 
 def render_inspect(report: InspectReport, console: Console, layers: bool = False) -> None:
+    # one line however long the model's path: it is what people paste into an issue (the terminal wraps it)
     console.print(f"[bold]{report.model}[/bold] at crop {_fmt(report.crop)} "
-                  f"(built on {report.device}, captured with {report.capture})")
+                  f"(built on {report.device}, captured with {report.capture})", soft_wrap=True)
     # name the output when it is not the obvious one (a query-based model's masks, one of several)
     described = f" (output {report.output!r})" if report.output not in (None, "out", "logits") else ""
     if report.unknown:
