@@ -14,6 +14,7 @@ from atrous_advisor.geometry import (
     DEFAULT_SCALES,
     AsppAssessment,
     analyse_ppm,
+    collapses_to_global,
     assess_aspp,
     default_base_rate,
     optimal_base_rate,
@@ -194,6 +195,12 @@ def advise_ppm(
             f"Retune: the {finest.scale}×{finest.scale} grid has {fmt.pair(finest.cell_pixels, digits=0)} px "
             f"cells, below {min_cell} px. Use pool_scales={tuple(suggested)}."
         )
+    elif collapses_to_global(analysis.crop, min_cell):
+        verdict = (
+            f"Warning: cells below {min_cell} px, but at a {fmt.crop(analysis.crop)} crop only global pooling would "
+            "keep cells that large, and a pyramid cut to it measured worse (docs/validate.md); no change suggested: "
+            "train at a larger crop, or keep these scales."
+        )
     else:
         verdict = (
             f"Warning: cells below {min_cell} px, and no coarser scales are left at a {fmt.crop(analysis.crop)} crop; "
@@ -210,5 +217,6 @@ def advise_ppm(
         verdict=verdict,
         ok=ok,
         warnings=warnings,
-        snippets={"mmsegmentation": f"decode_head=dict(pool_scales={tuple(suggested)})"},
+        # a paste line only where it changes something
+        snippets={} if suggested == sorted(set(scales)) else {"mmsegmentation": f"decode_head=dict(pool_scales={tuple(suggested)})"},
     )

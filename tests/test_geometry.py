@@ -163,3 +163,18 @@ def test_suggested_fov_is_within_one_rate_step_of_crop(crop, s):
     fov = aa.fov(3 * r, s)[0]
     if optimal >= 1:
         assert abs(fov - crop) <= 3 * s  # rounding r* by at most 0.5 moves the FOV by at most 2·3·0.5·s
+
+
+def test_min_cell_rule_never_cuts_the_pyramid_to_global_pooling_alone():
+    """Below 2·min-cell the rule would leave only scale 1; that measured ~12 mIoU points worse than (1, 2, 3, 6)
+    at 80 and 112 px (docs/validate.md, PPM), so only scales above F are capped there."""
+    from atrous_advisor import advise_ppm
+    from atrous_advisor.geometry import collapses_to_global, suggest_scales
+
+    assert collapses_to_global(80) and collapses_to_global(239) and not collapses_to_global(240)
+    assert suggest_scales((1, 2, 3, 6), 80, fmap=(20, 20)) == (1, 2, 3, 6)
+    assert suggest_scales((1, 2, 3, 6), 40, fmap=(5, 5)) == (1, 2, 3, 5)  # scale 6 > F still repeats features
+    assert suggest_scales((1, 2, 3, 6), 512, fmap=(64, 64)) == (1, 2, 3, 4)  # the rule applies at real crops
+    report = advise_ppm(80, 4)
+    assert not report.ok and report.suggested_scales == [1, 2, 3, 6] and report.snippets == {}
+    assert report.verdict.startswith("Warning:") and "no change suggested" in report.verdict

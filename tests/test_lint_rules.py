@@ -225,3 +225,16 @@ def test_a_child_changing_the_base_dict_in_place_is_aa001_not_the_base_value(tmp
     (result,) = lint_paths([leaf], Settings()).results
     assert result.facts.aspp is None
     assert [(d.code, d.loc.path.name, d.loc.line) for d in result.diagnostics] == [("AA001", "leaf.py", 2)]
+
+
+def test_aa201_below_twice_min_cell_reports_the_cells_but_suggests_no_cut_to_global_pooling(tmp_path):
+    leaf = tmp_path / "psp_96.py"
+    leaf.write_text(
+        "crop_size = (96, 96)\n"
+        "train_dataloader = dict(dataset=dict(pipeline=[dict(type='RandomCrop', crop_size=crop_size)]))\n"
+        "model = dict(backbone=dict(type='ResNetV1c', strides=(1, 2, 1, 1), dilations=(1, 1, 2, 4)),\n"
+        "             decode_head=dict(type='PSPHead', in_index=3, pool_scales=(1, 2, 3, 6)))\n")
+    (result,) = lint_paths([leaf], Settings()).results
+    (aa201,) = [d for d in result.diagnostics if d.code == "AA201"]
+    assert "no change is suggested" in aa201.message and "use pool_scales" not in aa201.message
+    assert aa201.fix is None

@@ -377,9 +377,10 @@ def test_smp_pspnet_scale_variants(data, tmp_path):
     report = run_validation(request(data, tmp_path / "psp", model=str(ROOT / "examples" / "smp_pspnet.py"),
                                     kwargs={"encoder_name": "resnet18", "classes": 5}, steps=1,
                                     scale_sets=((1, 2, 4, 8),)))
-    # 64 px is below the 120 px minimum cell: every suggested scale is capped at 1
-    assert [(v.name, v.scales) for v in report.variants] == [
-        ("current", [1, 2, 3, 6]), ("suggested", [1, 1, 1, 1]), ("scales-1-2-4-8", [1, 2, 4, 8]),
+    # 64 px is below 2 × the 120 px minimum cell: the only change the rule could suggest is global pooling alone,
+    # which measured worse (docs/validate.md), so the suggestion is the current set and is trained once
+    assert [(v.name, v.scales, v.also) for v in report.variants] == [
+        ("current", [1, 2, 3, 6], ["suggested"]), ("scales-1-2-4-8", [1, 2, 4, 8], []),
     ]
     assert all(v.rates is None and 0 <= v.miou <= 1 for v in report.variants)
     assert (tmp_path / "psp" / "miou_vs_rate.png").is_file()

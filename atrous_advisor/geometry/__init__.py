@@ -15,7 +15,7 @@ from atrous_advisor.geometry.assessment import (
     tolerance_of,
 )
 from atrous_advisor.geometry.axes import Pair, pair, parse_crop, parse_int_list
-from atrous_advisor.geometry.ppm import DEFAULT_MIN_CELL, DEFAULT_SCALES, CellInfo, PPMAnalysis, analyse_ppm, suggest_scales
+from atrous_advisor.geometry.ppm import DEFAULT_MIN_CELL, DEFAULT_SCALES, CellInfo, PPMAnalysis, analyse_ppm, collapses_to_global, suggest_scales
 from atrous_advisor.geometry.rates import (
     DEFAULT_BRANCHES,
     DEFAULT_MARGIN,
@@ -70,5 +70,6 @@ __all__ = [
     "single_int_rate",
     "suggested_base_rate",
     "suggested_rates",
+    "collapses_to_global",
     "suggest_scales",
 ]

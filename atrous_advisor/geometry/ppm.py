@@ -40,13 +40,23 @@ def suggest_scales(
     """Cap every scale at floor(min(crop) / min_cell) (and at F), drop duplicates, always keep scale 1.
 
     Larger scales make smaller cells, so capping the scale is what keeps the finest cell above min_cell.
+    Where that cap is 1 (crops below 2·min_cell) the min-cell rule would cut the pyramid down to global
+    pooling alone, which measured clearly worse than PSPNet's (1, 2, 3, 6) at 80 and 112 px crops
+    (docs/validate.md, "PPM"): then only the hard limit applies, scales above F (:func:`collapses_to_global`).
     """
     crop = pair(crop)
-    cap = max(1, min(crop) // min_cell)
-    if fmap is not None:
-        cap = max(1, min(cap, min(fmap)))
-    kept = sorted({1, *(min(s, cap) for s in scales)})
+    cap = min(crop) // min_cell
+    if cap < 2:
+        cap = min(fmap) if fmap is not None else max(scales)
+    elif fmap is not None:
+        cap = min(cap, min(fmap))
+    kept = sorted({1, *(min(s, max(1, cap)) for s in scales)})
     return tuple(kept)
+
+
+def collapses_to_global(crop: Union[int, tuple[int, int]], min_cell: int = DEFAULT_MIN_CELL) -> bool:
+    """Whether the min-cell rule would leave only scale 1 at this crop (so it is not applied)."""
+    return min(pair(crop)) // min_cell < 2
 
 
 def analyse_ppm(

@@ -19,6 +19,8 @@ def _verdict(console: Console, ok: bool, text: str) -> None:
 def _snippets(console: Console, snippets: dict[str, str]) -> None:
     """Each snippet on a line of its own, never wrapped (a wrapped line pastes as two); the framework's name
     above it is a comment in Python and YAML alike, so the block can be pasted whole."""
+    if not snippets:  # nothing to change
+        return
     console.print("\n[bold]Paste into your framework[/bold]")
     for framework, snippet in snippets.items():
         console.print(Text(f"# {framework}", style="dim"), soft_wrap=True)

@@ -6,6 +6,7 @@ from atrous_advisor.configs.facts import ConfigFacts
 from atrous_advisor.configs.rules._ppm import ppm_analysis, where
 from atrous_advisor.configs.rules.base import Diagnostic, Rule
 from atrous_advisor.configs.settings import Settings
+from atrous_advisor.geometry import collapses_to_global
 
 
 class PpmCellBelowMinCell(Rule):
@@ -48,11 +49,14 @@ class PpmCellBelowMinCell(Rule):
         cells = ", ".join(f"scale {c.scale}: {min(c.cell_pixels):.0f} px" for c in small)
         default = " (the head's class default)" if facts.ppm.is_default else ""
         hint = f"; use {facts.ppm.key}={analysis.suggested_scales}" if analysis.suggested_scales != facts.ppm.scales else ""
+        if not hint and collapses_to_global(analysis.crop, analysis.min_cell):
+            hint = ("; at this crop only global pooling would keep cells that large, and a pyramid cut to it measured "
+                    "worse, so no change is suggested: train at a larger crop or lower min-cell")
         yield self.diagnostic(
             f"{facts.ppm.head} {facts.ppm.key} {facts.ppm.scales}{default} {where(analysis)}: cells below "
             f"min-cell {analysis.min_cell} px ({cells}){hint}",
             facts.ppm.loc,
-            fix if hint else None,
+            fix if analysis.suggested_scales != facts.ppm.scales else None,
         )
 
 
